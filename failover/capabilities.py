@@ -1,0 +1,146 @@
+"""What a store declares it can do, and the limits it works within.
+
+Capabilities are declared, not discovered by failure: the sync engine plans with them, the conformance
+suite skips on them, and calling an undeclared operation raises :class:`~failover.errors.NotSupported`
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass, field
+
+from .errors import InvalidRequest
+from .types import MetaField
+
+__all__ = ["GIB", "KEY_SHAPES", "MIB", "Capability", "StoreCapabilities", "StoreLimits", "key_shapes"]
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+class Capability(enum.StrEnum):
+    """Optional object-store operations. The core (list, head, open, put, delete, bucket exists) is
+    mandatory and not listed."""
+
+    CREATE_BUCKET = "create_bucket"
+    """create_bucket() works (some accounts or stores only allow pre-made buckets)."""
+    DELETE_BUCKET = "delete_bucket"
+    """delete_bucket() removes an empty bucket."""
+    RANGE_READ = "range_read"
+    """open() honours a byte range."""
+    SORTED_LISTING = "sorted_listing"
+    """list_objects() yields keys in ascending UTF-8 byte order, as S3 does. Without it every key
+    still comes exactly once, in an order of the store's own (SeaweedFS walks its directory tree)."""
+    SERVER_SIDE_COPY = "server_side_copy"
+    """copy() copies within the store without the bytes passing through this process."""
+    TAGS = "tags"
+    """Object tags: get_tags(), put_tags() and tags on put()."""
+    MULTIPART = "multipart"
+    """The part-level upload API (start/upload_part/complete/abort/list uploads), which makes large
+    uploads resumable after a crash."""
+    KEY_IS_PREFIX = "key_is_prefix"
+    """A key may also be the prefix of other keys ("a" and "a/b" together). Filesystems cannot."""
+    KEY_EMPTY_SEGMENTS = "key_empty_segments"
+    """Keys with empty segments ("a//b", "/a") are stored as given, not collapsed to "a/b"."""
+    KEY_TRAILING_SLASH = "key_trailing_slash"
+    """A key ending in "/" is an ordinary object with a body, not a directory marker."""
+    KEY_DOT_SEGMENTS = "key_dot_segments"
+    """Keys with "." or ".." segments ("a/./b", "../x") are stored as given, not resolved as paths."""
+
+
+KEY_SHAPES = (Capability.KEY_EMPTY_SEGMENTS, Capability.KEY_TRAILING_SLASH, Capability.KEY_DOT_SEGMENTS)
+
+
+def key_shapes(key: str) -> list[Capability]:
+    """The key-shape capabilities a store needs to hold ``key`` faithfully."""
+    needed = []
+    if "//" in key or key.startswith("/"):
+        needed.append(Capability.KEY_EMPTY_SEGMENTS)
+    if key.endswith("/"):
+        needed.append(Capability.KEY_TRAILING_SLASH)
+    if any(segment in (".", "..") for segment in key.split("/")):
+        needed.append(Capability.KEY_DOT_SEGMENTS)
+    return needed
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Sizes and name rules. Defaults are Amazon S3's documented limits."""
+
+    max_key_bytes: int = 1024
+    max_key_segment_bytes: int | None = None
+    """Longest run between two '/' (filesystems: 255 bytes); ``None`` for no such limit."""
+    min_part_size: int = 5 * MIB
+    max_part_size: int = 5 * GIB
+    max_parts: int = 10_000
+    max_single_put: int = 5 * GIB
+    max_object_size: int = 5 * 1024 * GIB
+    max_user_metadata_bytes: int = 2048
+    bucket_name_pattern: str = r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+    def check_key(self, key: str) -> None:
+        """Raise InvalidRequest when ``key`` cannot be stored under these limits."""
+        if not key:
+            raise InvalidRequest("an object key cannot be empty", target=repr(key))
+        encoded = key.encode("utf-8", errors="surrogatepass")
+        if len(encoded) > self.max_key_bytes:
+            raise InvalidRequest(
+                f"key is {len(encoded)} bytes long; this store allows at most {self.max_key_bytes}",
+                target=key[:80] + "...",
+            )
+        if self.max_key_segment_bytes is not None:
+            for segment in key.split("/"):
+                if len(segment.encode("utf-8", errors="surrogatepass")) > self.max_key_segment_bytes:
+                    raise InvalidRequest(
+                        f"a path segment of this key is longer than {self.max_key_segment_bytes} bytes",
+                        target=key[:80] + "...",
+                        hint="keys that must live on a filesystem need segments under its name limit",
+                    )
+
+    def valid_bucket_name(self, name: str) -> bool:
+        return re.fullmatch(self.bucket_name_pattern, name) is not None
+
+    def part_size_for(self, size: int, preferred: int) -> int:
+        """The part size for an object of ``size`` bytes: ``preferred`` unless that would need more
+        than ``max_parts`` parts, then grown (in whole MiB) until it fits."""
+        if size > self.max_object_size:
+            raise InvalidRequest(f"object of {size} bytes exceeds this store's limit of {self.max_object_size} bytes")
+        part = max(preferred, self.min_part_size)
+        needed = math.ceil(size / self.max_parts) if size else 0
+        if needed > part:
+            part = math.ceil(needed / MIB) * MIB
+        if part > self.max_part_size:
+            raise InvalidRequest(
+                f"object of {size} bytes needs parts larger than this store's {self.max_part_size} bytes"
+            )
+        return part
+
+
+ALL_META = frozenset(MetaField)
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """A store's declaration: optional operations, which metadata fields round-trip, and limits."""
+
+    operations: frozenset[Capability]
+    metadata: frozenset[MetaField] = ALL_META
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+    def __contains__(self, capability: object) -> bool:
+        return capability in self.operations
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-ready summary for `providers check` and reports."""
+        return {
+            "operations": sorted(c.value for c in self.operations),
+            "metadata": sorted(m.value for m in self.metadata),
+            "max_key_bytes": self.limits.max_key_bytes,
+            "max_key_segment_bytes": self.limits.max_key_segment_bytes,
+            "multipart_min_part": self.limits.min_part_size,
+            "multipart_max_parts": self.limits.max_parts,
+            "max_single_put": self.limits.max_single_put,
+        }

@@ -1,0 +1,53 @@
+"""``failover ls``: look at buckets and objects on any provider."""
+
+from __future__ import annotations
+
+import click
+
+from ..connect import open_store
+from ..location import parse_location
+from .app import App, pass_app
+
+__all__ = ["ls"]
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@click.command()
+@click.argument("location")
+@click.option("--limit", type=int, default=None, help="Show at most this many objects.")
+@pass_app
+def ls(app: App, location: str, limit: int | None) -> int:
+    """List buckets (PROVIDER:) or objects (PROVIDER:BUCKET[/PREFIX])."""
+    where = parse_location(location)
+    with open_store(app.providers, where.provider) as store:
+        if where.bucket is None:
+            buckets = store.list_buckets()
+            if app.json:
+                app.emit_json([{"name": b.name, "created": b.created} for b in buckets])
+            for bucket in buckets:
+                app.say(bucket.name)
+            return 0
+        count = total = 0
+        items = []
+        for info in store.list_objects(where.bucket, where.prefix):
+            if limit is not None and count >= limit:
+                break
+            count += 1
+            total += info.size
+            if app.json:
+                items.append({"key": info.key, "size": info.size, "last_modified": info.last_modified})
+            else:
+                app.say(f"{_size(info.size):>10}  {info.key}")
+        if app.json:
+            app.emit_json(items)
+        else:
+            app.say(f"{count} object(s), {_size(total)}")
+    return 0

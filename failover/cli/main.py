@@ -1,0 +1,103 @@
+"""The ``failover`` command. Thin: parse arguments, call one function, render the result.
+
+Every error a user can cause ends here as a message, a hint and an exit code; a traceback is shown
+only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import cast
+
+import click
+
+from .. import __version__
+from ..errors import FailoverError
+from ..secrets import redact
+from .app import App, setup_logging
+from .browse import ls
+from .providers import providers
+
+__all__ = ["cli", "main"]
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="failover")
+@click.option(
+    "--providers",
+    "providers_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="FAILOVER_PROVIDERS",
+    help="Providers file (default: $FAILOVER_PROVIDERS, then ~/.config/failover/providers.yaml).",
+)
+@click.option("--json", "json_output", is_flag=True, help="Machine-readable output on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--debug", is_flag=True, envvar="FAILOVER_DEBUG", help="Debug logs and tracebacks (secrets redacted).")
+@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), help="Also write logs to this file.")
+@click.pass_context
+def cli(
+    ctx: click.Context, providers_path: Path | None, json_output: bool, quiet: bool, debug: bool, log_file: Path | None
+) -> None:
+    """failover: get off a hosting provider fast, verified and resumable, and stay able to leave."""
+    setup_logging(debug, log_file)
+    ctx.obj = App(providers_path=providers_path, json=json_output, quiet=quiet, debug=debug)
+
+
+def _lab_group() -> click.Command:
+    # The lab lives in localstack/ (imported as failover.lab); attached here by name so the core
+    # package never imports it statically.
+    return cast(click.Command, importlib.import_module("failover.lab.cli").lab)
+
+
+cli.add_command(_lab_group())
+cli.add_command(providers)
+cli.add_command(ls)
+
+
+def _fail(message: str, hint: str | None, code: int) -> int:
+    click.echo(redact(f"error: {message}"), err=True)
+    if hint:
+        click.echo(redact(f"hint: {hint}"), err=True)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (for tests and ``main``)."""
+    debug = "--debug" in (argv or sys.argv[1:]) or os.environ.get("FAILOVER_DEBUG") not in (None, "", "0")
+    try:
+        result = cli.main(args=argv, prog_name="failover", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        return _fail("aborted", None, EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except FailoverError as exc:
+        if debug:
+            click.echo(redact(traceback.format_exc()), err=True)
+        return _fail(str(exc), exc.hint, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", "re-running the same command resumes where it stopped", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a message, not a traceback
+        if debug:
+            click.echo(redact(traceback.format_exc()), err=True)
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "this is a bug in failover; re-run with --debug and report the output",
+            EXIT_INTERNAL,
+        )
+    return int(result or 0)
+
+
+def main() -> None:
+    sys.exit(run())

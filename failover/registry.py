@@ -1,0 +1,122 @@
+"""Adapter registry: (service, type) -> adapter class, imported lazily.
+
+Built-in adapters live in ``failover.providers``; third parties register more through the
+``failover.providers`` entry-point group with names ``<service>.<type>`` (for example
+``storage.myvendor = "mypkg.store:MyStore"``). An adapter class must provide
+``from_spec(spec: ServiceSpec)`` and ``options_model`` (a pydantic model of its ``options:``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from typing import Any, cast
+
+from .capabilities import StoreCapabilities
+from .errors import ConfigError
+
+__all__ = [
+    "SERVICES",
+    "AdapterEntry",
+    "adapter",
+    "declared_storage_capabilities",
+    "load_adapter",
+    "load_options_model",
+    "types_for",
+]
+
+SERVICES = ("storage", "compute", "dns")
+
+
+@dataclass(frozen=True)
+class AdapterEntry:
+    service: str
+    type: str
+    target: str
+    """``module:Class`` of the adapter."""
+    options: str
+    """``module:Model`` of its options; light to import (no SDK), so config validation stays fast."""
+    summary: str
+    install_hint: str | None = None
+
+
+_BUILTIN = [
+    AdapterEntry(
+        "storage",
+        "s3",
+        "failover.providers.s3.store:S3Store",
+        "failover.providers.s3.options:S3Options",
+        "Amazon S3 and S3-compatible stores (MinIO, SeaweedFS, Ceph RGW, R2, B2, Wasabi, Spaces) via boto3",
+    ),
+    AdapterEntry(
+        "storage",
+        "libcloud",
+        "failover.providers.libcloud.storage:LibcloudStore",
+        "failover.providers.libcloud.options:LibcloudStorageOptions",
+        "Google Cloud Storage, Azure Blobs, OpenStack Swift and other libcloud storage drivers",
+    ),
+    AdapterEntry(
+        "storage",
+        "local",
+        "failover.providers.local.store:LocalStore",
+        "failover.providers.local.options:LocalStoreOptions",
+        "a directory of buckets on this machine",
+    ),
+]
+
+_ENTRY_POINT_GROUP = "failover.providers"
+
+
+def _entries() -> dict[tuple[str, str], AdapterEntry]:
+    entries = {(e.service, e.type): e for e in _BUILTIN}
+    for point in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP):
+        service, _, kind = point.name.partition(".")
+        if service in SERVICES and kind and (service, kind) not in entries:
+            entries[(service, kind)] = AdapterEntry(
+                service, kind, point.value, point.value + ".options_model", point.value
+            )
+    return entries
+
+
+def types_for(service: str) -> list[str]:
+    return sorted(kind for (svc, kind) in _entries() if svc == service)
+
+
+def adapter(service: str, kind: str) -> AdapterEntry:
+    entry = _entries().get((service, kind))
+    if entry is None:
+        known = ", ".join(types_for(service)) or "none"
+        raise ConfigError(f"unknown {service} type {kind!r}", hint=f"{service} types: {known}")
+    return entry
+
+
+def _import(target: str, entry: AdapterEntry) -> Any:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = entry.install_hint or f"the {entry.type} adapter could not be imported: {exc}"
+        raise ConfigError(f"{entry.service} type {entry.type!r} is not available", hint=hint) from exc
+    value = module
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def load_adapter(service: str, kind: str) -> Any:
+    """The adapter class for ``service``/``kind`` (imports its SDK)."""
+    entry = adapter(service, kind)
+    return _import(entry.target, entry)
+
+
+def load_options_model(service: str, kind: str) -> Any:
+    """The pydantic model validating this adapter's ``options:``."""
+    entry = adapter(service, kind)
+    return _import(entry.options, entry)
+
+
+def declared_storage_capabilities(kind: str, options: dict[str, Any]) -> StoreCapabilities:
+    """What a storage adapter of ``kind`` declares with ``options``, without connecting anywhere."""
+    model = load_options_model("storage", kind)
+    return cast(StoreCapabilities, load_adapter("storage", kind).declared_capabilities(model.model_validate(options)))

@@ -1,0 +1,594 @@
+"""The object-storage interface.
+
+:class:`ObjectStore` is what every storage adapter implements and everything above ``providers/``
+uses. Its public methods are the contract; they check declared capabilities, validate keys, apply
+the retry policy and keep counters, then call the adapter's underscore hooks. Adapters implement the
+hooks and raise only :mod:`failover.errors` types (SDK errors are converted in each adapter's
+``errors`` module).
+
+Contract shared by every method:
+
+* ``bucket`` is a bucket (container) name, ``key`` an object key: any non-empty string within the
+  store's :class:`~failover.capabilities.StoreLimits`, compared as is (no Unicode normalisation, no
+  slash folding: ``a//b``, ``a/`` and NFD keys are distinct objects).
+* A missing bucket or object raises :class:`~failover.errors.NotFound`.
+* An operation whose capability is not declared raises :class:`~failover.errors.NotSupported`
+  before anything is sent.
+* Transient failures are retried under the store's :class:`~failover.retry.RetryPolicy`; when attempts
+  run out the last error is raised.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import io
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from .capabilities import MIB, Capability, StoreCapabilities, key_shapes
+from .errors import IntegrityError, InvalidRequest, ListingIncomplete, NotFound, NotSupported, ProviderError, Transient
+from .retry import Counters, RetryPolicy
+from .types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
+
+__all__ = [
+    "ObjectReader",
+    "ObjectStore",
+    "RawBody",
+    "Readable",
+    "read_full",
+]
+
+T = TypeVar("T")
+
+DEFAULT_PART_SIZE = 8 * MIB
+READ_CHUNK = 1 * MIB
+
+
+class Readable(Protocol):
+    """Anything with ``read(n)``: files, ``io.BytesIO``, an :class:`ObjectReader`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class RawBody(Protocol):
+    """A response body as an adapter returns it."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def read_full(source: Readable, size: int) -> bytes:
+    """Read up to ``size`` bytes, looping over short reads; fewer only at end of stream."""
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = source.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+class _Prepend:
+    """A Readable that replays ``head`` and then continues with ``rest``."""
+
+    def __init__(self, head: bytes, rest: Readable) -> None:
+        self._head = io.BytesIO(head)
+        self._rest = rest
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._head.read(size)
+        if data or size == 0:
+            return data
+        return self._rest.read(size)
+
+
+class ObjectReader:
+    """A streamed object body (or byte range of one).
+
+    ``read(n)`` returns at most ``n`` bytes and ``b""`` at the end. The reader knows how many bytes
+    the body must have: a body that ends early raises :class:`IntegrityError` instead of passing a
+    truncated object on as complete. When the connection drops mid-body and the store declares
+    ``RANGE_READ``, the rest is requested again from where it stopped (a bounded number of times);
+    if the object changed meanwhile (different ETag) that is an IntegrityError too.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        info: ObjectInfo,
+        body: RawBody,
+        *,
+        start: int,
+        length: int,
+        reopen: Callable[[int], tuple[ObjectInfo, RawBody]] | None,
+        policy: RetryPolicy,
+        counters: Counters,
+    ) -> None:
+        self.info = info
+        self.length = length
+        self._body = body
+        self._start = start
+        self._position = 0
+        self._reopen = reopen
+        self._policy = policy
+        self._counters = counters
+        self._resumes = 0
+        self._closed = False
+
+    @property
+    def position(self) -> int:
+        """Bytes delivered so far."""
+        return self._position
+
+    def read(self, size: int = -1, /) -> bytes:
+        remaining = self.length - self._position
+        if remaining <= 0:
+            return b""
+        want = remaining if size is None or size < 0 else min(size, remaining)
+        while True:
+            try:
+                data = self._body.read(want)
+            except Transient as error:
+                self._resume(error)
+                continue
+            if not data:
+                # The server closed the body before the declared length.
+                self._resume(
+                    IntegrityError(
+                        f"body ended after {self._position} of {self.length} bytes",
+                        operation="read",
+                        target=f"{self.info.bucket}/{self.info.key}",
+                    )
+                )
+                continue
+            if len(data) > want:
+                raise IntegrityError(
+                    f"body is longer than its declared {self.length} bytes",
+                    operation="read",
+                    target=f"{self.info.bucket}/{self.info.key}",
+                )
+            self._position += len(data)
+            self._counters.add("bytes_read", len(data))
+            return data
+
+    def _resume(self, error: ProviderError) -> None:
+        self._resumes += 1
+        if self._reopen is None or self._resumes >= self._policy.max_attempts:
+            raise error
+        self._counters.add("retries")
+        self._body.close()
+        info, body = self._reopen(self._start + self._position)
+        if info.etag and self.info.etag and info.etag != self.info.etag:
+            body.close()
+            raise IntegrityError(
+                "object changed while it was being read",
+                operation="read",
+                target=f"{self.info.bucket}/{self.info.key}",
+            )
+        self._body = body
+
+    def iter_chunks(self, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def readall(self) -> bytes:
+        return b"".join(self.iter_chunks())
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._body.close()
+
+    def __enter__(self) -> ObjectReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ObjectStore(abc.ABC):
+    """A bucket-and-key object store on one provider.
+
+    Subclasses set :attr:`capabilities` and implement the underscore hooks. Optional hooks default to
+    raising NotSupported, and the public methods refuse undeclared operations before calling them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        capabilities: StoreCapabilities,
+        *,
+        retry: RetryPolicy | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        multipart_threshold: int | None = None,
+    ) -> None:
+        self.name = name
+        self.capabilities = capabilities
+        self.retry = retry or RetryPolicy()
+        self.counters = Counters()
+        limits = capabilities.limits
+        self.part_size = max(part_size, limits.min_part_size)
+        self.multipart_threshold = min(
+            multipart_threshold if multipart_threshold is not None else self.part_size,
+            limits.max_single_put,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _require(self, capability: Capability, operation: str) -> None:
+        if capability not in self.capabilities:
+            raise NotSupported(capability.value, provider=self.name, operation=operation)
+
+    @contextlib.contextmanager
+    def _naming(self, operation: str) -> Iterator[None]:
+        """Fill in provider and operation on errors raised by the adapter."""
+        try:
+            yield
+        except ProviderError as error:
+            error.provider = error.provider or self.name
+            error.operation = error.operation or operation
+            raise
+
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        """Run one idempotent request under the retry policy, naming the provider in errors."""
+
+        def attempt() -> T:
+            with self._naming(operation):
+                return fn()
+
+        return self.retry.call(attempt, on_retry=lambda error, delay: self.counters.add("retries"))
+
+    def _check_key(self, key: str) -> None:
+        """Refuse, before sending anything, a key this store cannot hold as given."""
+        try:
+            self.capabilities.limits.check_key(key)
+        except InvalidRequest as error:
+            error.provider = self.name
+            raise
+        for shape in key_shapes(key):
+            if shape not in self.capabilities:
+                raise NotSupported(shape.value, provider=self.name, operation=f"key {key[:60]!r}")
+
+    def check_bucket_name(self, bucket: str) -> None:
+        """Raise InvalidRequest when ``bucket`` is not a valid name on this store."""
+        if not self.capabilities.limits.valid_bucket_name(bucket):
+            raise InvalidRequest(
+                "invalid bucket name for this store",
+                provider=self.name,
+                target=bucket,
+                hint="map it to a valid name (lower-case letters, digits, '-' and '.', 3-63 chars)",
+            )
+
+    # -- buckets -----------------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[BucketInfo]:
+        """Every bucket the credentials can see, sorted by name."""
+        return sorted(self._call("list_buckets", self._list_buckets), key=lambda b: b.name)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        """True when ``bucket`` exists and is reachable with these credentials."""
+        return self._call("bucket_exists", lambda: self._bucket_exists(bucket))
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket``. Idempotent: an existing bucket of ours is fine; one owned by another
+        account raises AlreadyExists."""
+        self._require(Capability.CREATE_BUCKET, "create_bucket")
+        self.check_bucket_name(bucket)
+        self._call("create_bucket", lambda: self._create_bucket(bucket))
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Delete an empty bucket. Idempotent: a missing bucket is not an error."""
+        self._require(Capability.DELETE_BUCKET, "delete_bucket")
+        with contextlib.suppress(NotFound):
+            self._call("delete_bucket", lambda: self._delete_bucket(bucket))
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def list_objects(self, bucket: str, prefix: str = "", *, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Stream the objects of ``bucket`` whose keys start with ``prefix``, each exactly once, after
+        ``start_after`` when given. Memory does not grow with the number of objects.
+
+        Order: ascending UTF-8 byte order on stores that declare SORTED_LISTING; otherwise the
+        store's own stable order (and ``start_after`` means "after that key in this order").
+
+        A listing interrupted by a transient error resumes after the last key it yielded; when retries
+        run out, the error propagates and the caller must treat the listing as incomplete.
+        """
+        sorted_listing = Capability.SORTED_LISTING in self.capabilities
+        last = start_after
+        failures = 0
+        while True:
+            # Unsorted stores cannot be asked to start after a key: list again and skip to it.
+            skipping = last is not None and not sorted_listing
+            try:
+                for info in self._list_objects(bucket, prefix, None if skipping else last):
+                    if skipping:
+                        skipping = info.key != last
+                        continue
+                    yield info
+                    last = info.key
+                    failures = 0
+                if skipping:
+                    raise ListingIncomplete(
+                        f"cannot resume the listing: {last!r} is gone", provider=self.name, target=bucket
+                    )
+                return
+            except ProviderError as error:
+                error.provider = error.provider or self.name
+                error.operation = error.operation or "list_objects"
+                failures += 1
+                if not error.retryable or failures >= self.retry.max_attempts:
+                    raise
+                self.counters.add("retries")
+                time.sleep(self.retry.delay(failures, error))
+
+    def head(self, bucket: str, key: str) -> ObjectInfo:
+        """Size, ETag, modification time and metadata of one object (``meta`` is filled)."""
+        self._check_key(key)
+        return self._call("head", lambda: self._head(bucket, key))
+
+    def open(self, bucket: str, key: str, byte_range: ByteRange | None = None) -> ObjectReader:
+        """Open the object for streamed reading; with ``byte_range``, only those bytes.
+
+        The reader's ``info`` carries size and metadata from the same response, so a copy needs no
+        separate head(). A range past the end is clipped to the object, as HTTP does; a range that
+        starts past the end raises InvalidRequest.
+        """
+        self._check_key(key)
+        if byte_range is not None:
+            self._require(Capability.RANGE_READ, "open")
+        info, body, start, length = self._call("open", lambda: self._open(bucket, key, byte_range))
+        reopen: Callable[[int], tuple[ObjectInfo, RawBody]] | None = None
+        if Capability.RANGE_READ in self.capabilities:
+            end = start + length - 1
+
+            def reopen(offset: int) -> tuple[ObjectInfo, RawBody]:
+                again = self._call("open", lambda: self._open(bucket, key, ByteRange(offset, end)))
+                return again[0], again[1]
+
+        return ObjectReader(
+            info, body, start=start, length=length, reopen=reopen, policy=self.retry, counters=self.counters
+        )
+
+    def get_bytes(self, bucket: str, key: str, byte_range: ByteRange | None = None) -> bytes:
+        """The whole body (or range) in memory; for small objects and tests."""
+        with self.open(bucket, key, byte_range) as reader:
+            return reader.readall()
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        data: Readable | bytes,
+        *,
+        size: int | None = None,
+        meta: ObjectMeta | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Write an object from a stream, never holding the whole of a large object in memory.
+
+        With ``size`` given, exactly that many bytes are read from ``data`` (fewer is an
+        IntegrityError and nothing is written). Objects above the multipart threshold are uploaded
+        part by part on stores that declare MULTIPART; on failure the partial upload is aborted.
+        ``meta`` fields the store does not declare are not sent; ``tags`` need TAGS.
+        Returns what the store reports (size and ETag; ``meta`` is not re-read).
+        """
+        self._check_key(key)
+        meta = (meta or ObjectMeta()).only(self.capabilities.metadata)
+        if tags:
+            self._require(Capability.TAGS, "put")
+        stream: Readable = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        if size is None and isinstance(data, bytes | bytearray | memoryview):
+            size = len(data)
+        if size is not None and size > self.capabilities.limits.max_object_size:
+            raise InvalidRequest(f"{size} bytes exceeds this store's object size limit", provider=self.name, target=key)
+        tag_map = dict(tags or {})
+        if Capability.MULTIPART not in self.capabilities:
+            with self._naming("put"):  # not retried here: the stream is consumed
+                return self._put_stream(bucket, key, stream, size, meta, tag_map)
+
+        threshold = self.multipart_threshold
+        if size is not None and size <= threshold:
+            body = read_full(stream, size)
+            if len(body) != size:
+                raise IntegrityError(f"source gave {len(body)} of {size} bytes", provider=self.name, target=key)
+            return self._call("put", lambda: self._put_bytes(bucket, key, body, meta, tag_map))
+        if size is None:
+            head = read_full(stream, threshold + 1)
+            if len(head) <= threshold:
+                return self._call("put", lambda: self._put_bytes(bucket, key, head, meta, tag_map))
+            stream = _Prepend(head, stream)
+        return self._put_multipart(bucket, key, stream, size, meta, tag_map)
+
+    def _put_multipart(
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        size: int | None,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+    ) -> ObjectInfo:
+        limits = self.capabilities.limits
+        part_size = limits.part_size_for(size, self.part_size) if size is not None else self.part_size
+        upload_id = self.start_upload(bucket, key, meta=meta, tags=tags)
+        parts: list[PartInfo] = []
+        total = 0
+        try:
+            for number in itertools.count(1):
+                chunk = read_full(stream, part_size)
+                if not chunk and number > 1:
+                    break
+                if number > limits.max_parts:
+                    raise InvalidRequest(
+                        f"stream needs more than {limits.max_parts} parts of {part_size} bytes; pass size=",
+                        provider=self.name,
+                        target=key,
+                    )
+                parts.append(self.upload_part(bucket, key, upload_id, number, chunk))
+                total += len(chunk)
+                if len(chunk) < part_size:
+                    break
+            if size is not None and total != size:
+                raise IntegrityError(f"source gave {total} of {size} bytes", provider=self.name, target=key)
+            self.complete_upload(bucket, key, upload_id, parts)
+        except BaseException:
+            # The original error matters more; list_uploads() finds what an abort leaves behind.
+            with contextlib.suppress(ProviderError):
+                self.abort_upload(bucket, key, upload_id)
+            raise
+        return ObjectInfo(bucket=bucket, key=key, size=total)
+
+    def delete(self, bucket: str, key: str) -> None:
+        """Delete one object. Idempotent: deleting a missing object is not an error."""
+        self._check_key(key)
+        with contextlib.suppress(NotFound):
+            self._call("delete", lambda: self._delete(bucket, key))
+
+    def copy(
+        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *, meta: ObjectMeta | None = None
+    ) -> None:
+        """Server-side copy within this store (SERVER_SIDE_COPY). Metadata is carried over unless
+        ``meta`` replaces it. Objects of any size; large ones are copied part by part."""
+        self._require(Capability.SERVER_SIDE_COPY, "copy")
+        self._check_key(src_key)
+        self._check_key(dst_key)
+        if meta is not None:
+            meta = meta.only(self.capabilities.metadata)
+        self._call("copy", lambda: self._copy(src_bucket, src_key, dst_bucket, dst_key, meta))
+
+    def get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        """The object's tags (TAGS)."""
+        self._require(Capability.TAGS, "get_tags")
+        return self._call("get_tags", lambda: self._get_tags(bucket, key))
+
+    def put_tags(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        """Replace the object's tags (TAGS)."""
+        self._require(Capability.TAGS, "put_tags")
+        self._call("put_tags", lambda: self._put_tags(bucket, key, dict(tags)))
+
+    # -- multipart (MULTIPART) ---------------------------------------------------------------------
+
+    def start_upload(
+        self, bucket: str, key: str, *, meta: ObjectMeta | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """Begin a multipart upload; returns its id. Metadata and tags are fixed here."""
+        self._require(Capability.MULTIPART, "start_upload")
+        self._check_key(key)
+        m = (meta or ObjectMeta()).only(self.capabilities.metadata)
+        return self._call("start_upload", lambda: self._start_upload(bucket, key, m, dict(tags or {})))
+
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
+        """Upload part ``number`` (1-based). Re-uploading a number replaces it, so this is retried."""
+        self._require(Capability.MULTIPART, "upload_part")
+        part = self._call("upload_part", lambda: self._upload_part(bucket, key, upload_id, number, data))
+        self.counters.add("bytes_written", len(data))
+        return part
+
+    def complete_upload(self, bucket: str, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
+        """Assemble the parts into the object. Only after this returns is the object durable."""
+        self._require(Capability.MULTIPART, "complete_upload")
+        ordered = sorted(parts, key=lambda p: p.number)
+        self._call("complete_upload", lambda: self._complete_upload(bucket, key, upload_id, ordered))
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abandon an upload and free its parts. Idempotent."""
+        self._require(Capability.MULTIPART, "abort_upload")
+        with contextlib.suppress(NotFound):
+            self._call("abort_upload", lambda: self._abort_upload(bucket, key, upload_id))
+
+    def list_uploads(self, bucket: str, prefix: str = "") -> Iterator[UploadInfo]:
+        """Multipart uploads in progress (to resume them, or find orphans)."""
+        self._require(Capability.MULTIPART, "list_uploads")
+        return iter(self._call("list_uploads", lambda: list(self._list_uploads(bucket, prefix))))
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
+        """Parts already uploaded to an upload in progress, by number."""
+        self._require(Capability.MULTIPART, "list_parts")
+        return self._call(
+            "list_parts", lambda: sorted(self._list_parts(bucket, key, upload_id), key=lambda p: p.number)
+        )
+
+    def close(self) -> None:  # noqa: B027 - optional hook; stores without connections keep it
+        """Release connections. The store is unusable afterwards."""
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks every adapter implements --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _list_buckets(self) -> list[BucketInfo]: ...
+
+    @abc.abstractmethod
+    def _bucket_exists(self, bucket: str) -> bool: ...
+
+    @abc.abstractmethod
+    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterable[ObjectInfo]:
+        """Objects in ascending key order, strictly after ``start_after``. May raise Transient
+        mid-way (the caller resumes after the last key it received)."""
+
+    @abc.abstractmethod
+    def _head(self, bucket: str, key: str) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
+        """Return (info with meta, body, first byte offset, body length in bytes)."""
+
+    @abc.abstractmethod
+    def _delete(self, bucket: str, key: str) -> None: ...
+
+    # -- hooks for declared capabilities -------------------------------------------------------------
+
+    def _put_bytes(self, bucket: str, key: str, body: bytes, meta: ObjectMeta, tags: dict[str, str]) -> ObjectInfo:
+        """Single-request write (stores with MULTIPART; the others implement _put_stream)."""
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name, operation="put")
+
+    def _put_stream(
+        self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+    ) -> ObjectInfo:
+        """Streamed write for stores without the part-level API."""
+        raise NotSupported("put_stream", provider=self.name, operation="put")
+
+    def _create_bucket(self, bucket: str) -> None:
+        raise NotSupported(Capability.CREATE_BUCKET.value, provider=self.name)
+
+    def _delete_bucket(self, bucket: str) -> None:
+        raise NotSupported(Capability.DELETE_BUCKET.value, provider=self.name)
+
+    def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
+        raise NotSupported(Capability.SERVER_SIDE_COPY.value, provider=self.name)
+
+    def _get_tags(self, bucket: str, key: str) -> dict[str, str]:
+        raise NotSupported(Capability.TAGS.value, provider=self.name)
+
+    def _put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        raise NotSupported(Capability.TAGS.value, provider=self.name)
+
+    def _start_upload(self, bucket: str, key: str, meta: ObjectMeta, tags: dict[str, str]) -> str:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)
+
+    def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)
+
+    def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)
+
+    def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)
+
+    def _list_uploads(self, bucket: str, prefix: str) -> Iterable[UploadInfo]:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)
+
+    def _list_parts(self, bucket: str, key: str, upload_id: str) -> Iterable[PartInfo]:
+        raise NotSupported(Capability.MULTIPART.value, provider=self.name)

@@ -1,0 +1,125 @@
+"""Provider-neutral values passed across the interfaces. All frozen: nothing downstream mutates them."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+
+__all__ = [
+    "BucketInfo",
+    "ByteRange",
+    "MetaField",
+    "ObjectInfo",
+    "ObjectMeta",
+    "PartInfo",
+    "UploadInfo",
+]
+
+
+class MetaField(enum.StrEnum):
+    """The object metadata a store may or may not be able to hold (declared per store)."""
+
+    CONTENT_TYPE = "content_type"
+    CACHE_CONTROL = "cache_control"
+    CONTENT_DISPOSITION = "content_disposition"
+    CONTENT_ENCODING = "content_encoding"
+    CONTENT_LANGUAGE = "content_language"
+    EXPIRES = "expires"
+    USER = "user"
+
+
+def _frozen_user(user: Mapping[str, str]) -> Mapping[str, str]:
+    # S3 folds user-metadata names to lower case; every store here does the same so that a
+    # round trip compares equal whatever the provider.
+    return MappingProxyType({str(k).lower(): str(v) for k, v in user.items()})
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """HTTP-level metadata of an object. ``None`` means "not set", never "unknown"."""
+
+    content_type: str | None = None
+    cache_control: str | None = None
+    content_disposition: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+    expires: datetime | None = None
+    user: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user", _frozen_user(self.user))
+
+    def present(self) -> frozenset[MetaField]:
+        """The fields that carry a value."""
+        found: set[MetaField] = {f for f in MetaField if f is not MetaField.USER and getattr(self, f.value) is not None}
+        if self.user:
+            found.add(MetaField.USER)
+        return frozenset(found)
+
+    def only(self, fields: frozenset[MetaField]) -> ObjectMeta:
+        """A copy keeping only ``fields`` (what a target can hold)."""
+        return ObjectMeta(
+            **{f.value: getattr(self, f.value) for f in MetaField if f is not MetaField.USER and f in fields},
+            user=self.user if MetaField.USER in fields else {},
+        )
+
+    def with_user(self, **extra: str) -> ObjectMeta:
+        return replace(self, user={**self.user, **extra})
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object. ``etag`` is opaque: never compared across providers.
+
+    Listings leave ``meta`` as ``None``; :meth:`ObjectStore.head` fills it.
+    """
+
+    bucket: str
+    key: str
+    size: int
+    etag: str | None = None
+    last_modified: datetime | None = None
+    meta: ObjectMeta | None = None
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes ``start`` to ``end`` inclusive (HTTP semantics); ``end=None`` reads to the end."""
+
+    start: int
+    end: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or (self.end is not None and self.end < self.start):
+            raise ValueError(f"invalid byte range {self.start}-{self.end}")
+
+    def header(self) -> str:
+        return f"bytes={self.start}-{'' if self.end is None else self.end}"
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload in progress on a store."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One uploaded part; ``etag`` is whatever the store needs back to complete the upload."""
+
+    number: int
+    etag: str
+    size: int

@@ -1,0 +1,93 @@
+"""``failover lab``: the embedded lab of real servers (LocalStack, SeaweedFS or MinIO)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+
+from failover.cli.app import App, pass_app
+
+from .lab import Lab
+
+__all__ = ["lab"]
+
+
+@click.group()
+def lab() -> None:
+    """Start, stop and inspect the embedded lab of real servers on 127.0.0.1 (no Docker).
+
+    \b
+    aws     LocalStack (S3, EC2, Route53, STS, ...) in its own Python 3.13 virtualenv
+    onprem  an S3-compatible server: MinIO when reachable, else SeaweedFS
+    Data lives under $FAILOVER_LAB_DIR (default ~/.local/state/failover/lab).
+    """
+
+
+@lab.command()
+@pass_app
+def up(app: App) -> int:
+    """Install what is missing and start the lab (harmless if it already runs)."""
+    info = Lab().up(app.progress)
+    if app.json:
+        app.emit_json(info.to_json(with_secrets=False))
+    else:
+        app.say(f"lab ready; providers file: {info.providers_file}")
+        app.say('use it with: eval "$(failover lab env)"')
+    return 0
+
+
+@lab.command()
+@pass_app
+def down(app: App) -> int:
+    """Stop the servers that 'lab up' started (external ones are left alone; data is kept)."""
+    stopped = Lab().down(app.progress)
+    if app.json:
+        app.emit_json({"stopped": stopped})
+    else:
+        app.say(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
+    return 0
+
+
+@lab.command()
+@pass_app
+def status(app: App) -> int:
+    """Which servers run, where, and whether they answer. Exit 1 if any does not."""
+    info = Lab().status()
+    if app.json:
+        app.emit_json(info.to_json(with_secrets=False))
+    elif not info.servers:
+        app.say("the lab is not set up (run: failover lab up)")
+    else:
+        rows = [
+            [
+                name,
+                f"{state.kind} {state.version}".strip(),
+                state.endpoint,
+                state.pid or "-",
+                "yes" if info.health.get(name) else "no",
+                "lab" if state.started_by_lab else "external",
+            ]
+            for name, state in info.servers.items()
+        ]
+        app.table(["server", "kind", "endpoint", "pid", "healthy", "started by"], rows, title=str(info.root))
+    healthy = bool(info.servers) and all(info.health.get(name) for name in info.servers)
+    return 0 if healthy else 1
+
+
+@lab.command()
+@pass_app
+def env(app: App) -> int:
+    """Shell exports that point failover at the lab: eval "$(failover lab env)".
+
+    These are the lab's own throwaway credentials; --json adds endpoints for scripts.
+    """
+    info = Lab().info()
+    if app.json:
+        # Deliberately unredacted: scripts ask for the lab's credentials here.
+        click.echo(json.dumps(info.to_json(with_secrets=True), indent=2))
+    else:
+        for name, value in info.env().items():
+            click.echo(f"export {name}={shlex.quote(value)}")
+    return 0

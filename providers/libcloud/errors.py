@@ -1,0 +1,106 @@
+"""libcloud (and requests) exceptions -> failover errors, for the libcloud adapters."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import requests.exceptions as rx
+from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
+from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
+from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.storage.types import (
+    ContainerAlreadyExistsError,
+    ContainerDoesNotExistError,
+    ContainerIsNotEmptyError,
+    InvalidContainerNameError,
+    ObjectDoesNotExistError,
+    ObjectHashMismatchError,
+)
+
+from failover.errors import (
+    AlreadyExists,
+    AuthError,
+    ConnectionLost,
+    FailoverError,
+    IntegrityError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Timeout,
+    Transient,
+)
+
+__all__ = ["converted", "translate"]
+
+_STATUS = re.compile(r"status[ _]code[=:]?\s*(\d{3})", re.IGNORECASE)
+_XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+
+
+def _readable(text: str) -> str:
+    """S3-family drivers put the raw XML error body in the message: keep its code and message."""
+    code, message = _XML_CODE.search(text), _XML_MESSAGE.search(text)
+    if code:
+        return f"{code.group(1)}: {message.group(1)}" if message else code.group(1)
+    return text
+
+
+def _status(exc: BaseException) -> int | None:
+    for attribute in ("http_code", "code"):
+        value = getattr(exc, attribute, None)
+        if isinstance(value, int):
+            return value
+    match = _STATUS.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def translate(exc: BaseException, *, operation: str = "", target: str = "") -> FailoverError:
+    common: dict[str, Any] = {"operation": operation, "target": target}
+    text = _readable(str(getattr(exc, "value", None) or exc))
+    if isinstance(exc, ContainerDoesNotExistError | ObjectDoesNotExistError):
+        return NotFound("no such bucket or key", **common)
+    if isinstance(exc, ContainerAlreadyExistsError):
+        return AlreadyExists(text, **common)
+    if isinstance(exc, ContainerIsNotEmptyError | InvalidContainerNameError):
+        return InvalidRequest(text, **common)
+    if isinstance(exc, ObjectHashMismatchError):
+        return IntegrityError(text, **common)
+    if isinstance(exc, InvalidCredsError):
+        return AuthError(text or "invalid credentials", **common)
+    if isinstance(exc, RateLimitReachedError):
+        retry_after = getattr(exc, "retry_after", None)
+        return Throttled(text, retry_after=float(retry_after) if retry_after else None, **common)
+    if isinstance(exc, ServiceUnavailableError):
+        return Throttled(text, **common)
+    if isinstance(exc, rx.Timeout):
+        return Timeout(text, **common)
+    if isinstance(exc, rx.ConnectionError | rx.ChunkedEncodingError | ConnectionError):
+        return ConnectionLost(text, **common)
+    if isinstance(exc, LibcloudError | LibcloudProviderError | BaseHTTPError | rx.RequestException):
+        status = _status(exc)
+        if status == 404:
+            return NotFound("no such bucket or key", status=status, **common)
+        if status in (401, 403) or text.startswith(("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied")):
+            return AuthError(text, status=status, **common)
+        if status in (429, 503):
+            return Throttled(text, status=status, **common)
+        if status is not None and status >= 500:
+            return Transient(text, status=status, **common)
+        if status is not None and status >= 400:
+            return InvalidRequest(text, status=status, **common)
+        return ProviderError(text, status=status, **common)
+    raise exc
+
+
+@contextlib.contextmanager
+def converted(operation: str, target: str = "") -> Iterator[None]:
+    try:
+        yield
+    except FailoverError:
+        raise
+    except (LibcloudError, BaseHTTPError, rx.RequestException, ConnectionError) as exc:
+        raise translate(exc, operation=operation, target=target) from exc

@@ -1,0 +1,315 @@
+"""The ``libcloud`` storage adapter: Google Cloud Storage, Azure Blobs, OpenStack Swift and the other
+apache-libcloud storage drivers, behind the same ObjectStore interface.
+
+libcloud's own types (Container, Object, ``extra`` dicts, per-driver argument names) stay inside this
+module.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Literal
+
+from libcloud.storage.base import Container, StorageDriver
+from libcloud.storage.base import Object as LibcloudObject
+from libcloud.storage.providers import get_driver
+from pydantic import BaseModel, ConfigDict
+
+from failover.capabilities import Capability, StoreCapabilities, StoreLimits
+from failover.config import ServiceSpec
+from failover.errors import ConfigError, IntegrityError, InvalidRequest, NotFound
+from failover.headermeta import decode_value, encode_value
+from failover.storage import ObjectStore, RawBody, Readable
+from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
+from failover.yamlio import load_yaml
+
+from .errors import converted
+from .options import LibcloudStorageOptions
+
+__all__ = ["LibcloudStore"]
+
+_CHUNK = 1024 * 1024
+
+
+class DriverProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: Literal["host_port", "auth_url", "none"]
+    region: bool = False
+    operations: tuple[Capability, ...]
+    metadata: tuple[MetaField, ...]
+    omit_version_param: bool = False
+    description: str = ""
+
+
+class _DriverFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    s3_family: dict[str, Any]
+    drivers: dict[str, DriverProfile]
+
+
+@functools.cache
+def driver_profiles() -> dict[str, DriverProfile]:
+    text = resources.files(__package__).joinpath("drivers.yaml").read_text(encoding="utf-8")
+    return _DriverFile.model_validate(load_yaml(text, "drivers.yaml").data).drivers
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+class _ChunkBody:
+    """libcloud's chunk iterator as a ``read(n)`` body."""
+
+    def __init__(self, chunks: Iterator[bytes], target: str) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._target = target
+
+    def read(self, size: int = -1, /) -> bytes:
+        with converted("read", self._target):
+            while size < 0 or len(self._buffer) < size:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _chunks_of(stream: Readable, size: int | None) -> Iterator[bytes]:
+    remaining = size
+    while remaining is None or remaining > 0:
+        chunk = stream.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
+        if not chunk:
+            return
+        if remaining is not None:
+            remaining -= len(chunk)
+        yield chunk
+
+
+def _omit_version_param(driver: StorageDriver) -> None:
+    """Stop libcloud's SigV4 signer from adding ``Version=`` to GET requests (see drivers.yaml).
+    Applied before signing, so the signature still covers exactly what is sent."""
+    signer = getattr(driver.connection, "signer", None)
+    original = getattr(signer, "get_request_params", None)
+    if signer is None or original is None:
+        return
+
+    def get_request_params(params: dict[str, Any], method: str = "GET", path: str = "/") -> dict[str, Any]:
+        params = original(params, method=method, path=path)
+        params.pop("Version", None)
+        return params
+
+    signer.get_request_params = get_request_params
+
+
+class LibcloudStore(ObjectStore):
+    options_model = LibcloudStorageOptions
+
+    def __init__(
+        self,
+        name: str,
+        options: LibcloudStorageOptions,
+        *,
+        endpoint: str | None,
+        region: str | None,
+        key: str | None,
+        secret: str | None,
+    ) -> None:
+        self.profile = self.profile_for(options, name)
+        super().__init__(name, self.declared_capabilities(options))
+        kwargs: dict[str, Any] = dict(options.driver_args)
+        if endpoint and self.profile.endpoint == "host_port":
+            parsed = urllib.parse.urlsplit(endpoint)
+            kwargs.update(host=parsed.hostname, secure=parsed.scheme == "https")
+            if parsed.port:
+                kwargs["port"] = parsed.port
+        elif endpoint and self.profile.endpoint == "auth_url":
+            kwargs["ex_force_auth_url"] = endpoint
+        if region and self.profile.region:
+            kwargs["region"] = region
+        with converted("connect"):
+            driver_class: Callable[..., StorageDriver] = get_driver(options.driver)
+        self._make_driver: Callable[[], StorageDriver] = lambda: driver_class(key, secret, **kwargs)
+        self._local = threading.local()
+        self._driver  # noqa: B018 - build one now so bad arguments fail at construction
+
+    @property
+    def _driver(self) -> StorageDriver:
+        """This thread's driver: a libcloud driver holds one connection, not safe to share."""
+        driver: StorageDriver | None = getattr(self._local, "driver", None)
+        if driver is None:
+            with converted("connect"):
+                driver = self._make_driver()
+            if self.profile.omit_version_param:
+                _omit_version_param(driver)
+            self._local.driver = driver
+        return driver
+
+    @staticmethod
+    def profile_for(options: LibcloudStorageOptions, name: str = "") -> DriverProfile:
+        profiles = driver_profiles()
+        if options.driver not in profiles:
+            raise ConfigError(
+                f"provider {name!r}: libcloud storage driver {options.driver!r} is not supported",
+                hint=f"supported drivers: {', '.join(sorted(profiles))}",
+            )
+        return profiles[options.driver]
+
+    @classmethod
+    def declared_capabilities(cls, options: LibcloudStorageOptions) -> StoreCapabilities:
+        """What a store with these options declares (no connection is made)."""
+        profile = cls.profile_for(options)
+        return StoreCapabilities(
+            operations=frozenset(profile.operations) - frozenset(options.without),
+            metadata=frozenset(profile.metadata),
+            limits=StoreLimits(max_key_segment_bytes=options.max_key_segment_bytes),
+        )
+
+    @classmethod
+    def from_spec(cls, spec: ServiceSpec) -> LibcloudStore:
+        creds = spec.credentials()
+        return cls(
+            spec.provider,
+            spec.options,
+            endpoint=spec.endpoint,
+            region=spec.region,
+            key=creds.key,
+            secret=creds.secret.reveal() if creds.secret else None,
+        )
+
+    def _container(self, bucket: str) -> Container:
+        return Container(name=bucket, extra={}, driver=self._driver)
+
+    def _to_info(self, bucket: str, obj: LibcloudObject, *, with_meta: bool) -> ObjectInfo:
+        extra = obj.extra or {}
+        meta = None
+        if with_meta:
+            meta = ObjectMeta(
+                content_type=extra.get("content_type"),
+                content_encoding=extra.get("content_encoding"),
+                user={name: decode_value(value) for name, value in (obj.meta_data or {}).items()},
+            ).only(self.capabilities.metadata)
+        modified = extra.get("last_modified")
+        return ObjectInfo(
+            bucket=bucket,
+            key=obj.name,
+            size=int(obj.size or 0),
+            etag=(obj.hash or extra.get("etag") or "").strip('"') or None,
+            last_modified=_http_date(modified) if isinstance(modified, str) else None,
+            meta=meta,
+        )
+
+    # -- buckets -----------------------------------------------------------------------------------
+
+    def _list_buckets(self) -> list[BucketInfo]:
+        with converted("list_buckets"):
+            return [BucketInfo(c.name) for c in self._driver.iterate_containers()]
+
+    def _bucket_exists(self, bucket: str) -> bool:
+        try:
+            with converted("bucket_exists", bucket):
+                self._driver.get_container(bucket)
+        except NotFound:
+            return False
+        return True
+
+    def _create_bucket(self, bucket: str) -> None:
+        if self._bucket_exists(bucket):
+            return
+        with converted("create_bucket", bucket):
+            self._driver.create_container(bucket)
+
+    def _delete_bucket(self, bucket: str) -> None:
+        with converted("delete_bucket", bucket):
+            self._driver.delete_container(self._container(bucket))
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        # libcloud has no start-after: resume by skipping what was already seen.
+        with converted("list_objects", bucket):
+            if not self._bucket_exists(bucket):
+                raise NotFound("no such bucket", target=bucket)
+            for obj in self._driver.iterate_container_objects(self._container(bucket), prefix=prefix or None):
+                if start_after is not None and obj.name <= start_after:
+                    continue
+                yield self._to_info(bucket, obj, with_meta=False)
+
+    def _get(self, bucket: str, key: str) -> LibcloudObject:
+        with converted("head", f"{bucket}/{key}"):
+            return self._driver.get_object(bucket, key)
+
+    def _head(self, bucket: str, key: str) -> ObjectInfo:
+        return self._to_info(bucket, self._get(bucket, key), with_meta=True)
+
+    def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
+        target = f"{bucket}/{key}"
+        obj = self._get(bucket, key)
+        info = self._to_info(bucket, obj, with_meta=True)
+        with converted("open", target):
+            if byte_range is None:
+                return info, _ChunkBody(iter(self._driver.download_object_as_stream(obj, _CHUNK)), target), 0, info.size
+            if byte_range.start >= info.size and info.size > 0:
+                raise InvalidRequest("range starts past the end of the object", target=target)
+            end = info.size - 1 if byte_range.end is None else min(byte_range.end, info.size - 1)
+            length = max(end - byte_range.start + 1, 0)
+            if length == 0:
+                return info, _ChunkBody(iter(()), target), byte_range.start, 0
+            chunks = self._driver.download_object_range_as_stream(obj, byte_range.start, end + 1, _CHUNK)
+            return info, _ChunkBody(iter(chunks), target), byte_range.start, length
+
+    def _put_stream(
+        self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+    ) -> ObjectInfo:
+        extra: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        if meta.content_type:
+            extra["content_type"] = meta.content_type
+        if meta.content_encoding:
+            headers["Content-Encoding"] = meta.content_encoding
+        if meta.user:
+            extra["meta_data"] = {name: encode_value(value) for name, value in meta.user.items()}
+        written = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal written
+            for chunk in _chunks_of(stream, size):
+                written += len(chunk)
+                yield chunk
+            if size is not None and written != size:
+                # Raised inside the upload, so libcloud aborts it and an existing object survives.
+                raise IntegrityError(f"source gave {written} of {size} bytes", target=f"{bucket}/{key}")
+
+        with converted("put", f"{bucket}/{key}"):
+            obj = self._driver.upload_object_via_stream(
+                counted(), self._container(bucket), key, extra=extra, headers=headers
+            )
+        self.counters.add("bytes_written", written)
+        return ObjectInfo(bucket=bucket, key=key, size=written, etag=(obj.hash or "").strip('"') or None)
+
+    def _delete(self, bucket: str, key: str) -> None:
+        with converted("delete", f"{bucket}/{key}"):
+            obj = LibcloudObject(key, 0, "", {}, {}, self._container(bucket), self._driver)
+            self._driver.delete_object(obj)

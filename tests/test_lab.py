@@ -1,0 +1,59 @@
+"""The lab's contract: up twice is harmless, down stops only what up started, all data in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from failover.lab import Lab, LabInfo
+from failover.lab import process
+
+
+def test_up_again_is_harmless(lab: LabInfo) -> None:
+    again = Lab(lab.root).up()
+    for name, state in lab.servers.items():
+        assert again.servers[name].pid == state.pid
+        assert again.servers[name].endpoint == state.endpoint
+
+
+def test_providers_file_references_credentials_only(lab: LabInfo) -> None:
+    text = lab.providers_file.read_text()
+    document = yaml.safe_load(text)
+    assert {"aws", "onprem", "onprem-libcloud", "disk"} <= set(document["providers"])
+    for name, state in lab.servers.items():
+        assert state.secret_access_key not in text, name
+    assert document["providers"]["aws"]["credentials"] == {
+        "key_env": "FAILOVER_LAB_AWS_ACCESS_KEY_ID",
+        "secret_env": "FAILOVER_LAB_AWS_SECRET_ACCESS_KEY",
+    }
+
+
+def test_server_data_lives_under_the_lab_directory(lab: LabInfo) -> None:
+    for state in lab.servers.values():
+        if state.started_by_lab:
+            assert Path(state.log).is_relative_to(lab.root)
+
+
+def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second lab that uses the session's LocalStack as an external server starts only its own
+    S3 server, and its down stops only that."""
+    monkeypatch.setenv("FAILOVER_LAB_LOCALSTACK_ENDPOINT", lab.servers["localstack"].endpoint)
+    monkeypatch.setenv("FAILOVER_LAB_CACHE", os.environ.get("FAILOVER_LAB_CACHE") or str(lab.root / "venvs"))
+    second = Lab(tmp_path / "second-lab")
+    info = second.up()
+    try:
+        assert info.servers["localstack"].kind == "localstack (external)"
+        assert not info.servers["localstack"].started_by_lab
+        own = info.servers["onprem-s3"]
+        assert own.started_by_lab and own.pid is not None and process.alive(own.pid)
+        assert own.endpoint != lab.servers["onprem-s3"].endpoint
+        assert Path(own.log).is_relative_to(tmp_path / "second-lab")
+    finally:
+        stopped = second.down()
+    assert stopped == ["onprem-s3"]
+    assert not process.alive(own.pid)
+    status = Lab(lab.root).status()
+    assert all(status.health.values()), "the session lab must be untouched"
