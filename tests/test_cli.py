@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from failover.lab import LabInfo
 
 
@@ -89,7 +88,8 @@ def test_lab_status_names_the_s3_server(lab: LabInfo) -> None:
     result = failover("--json", "lab", "status", check=True)
     servers = json.loads(result.stdout)["servers"]
     assert servers["onprem-s3"]["kind"] in ("seaweedfs", "minio", "minio (external)")
-    assert servers["localstack"]["healthy"] and servers["onprem-s3"]["healthy"]
+    assert servers["localstack"]["healthy"]
+    assert servers["onprem-s3"]["healthy"]
     assert "secret_access_key" not in servers["onprem-s3"]
     text = failover("lab", "status", check=True).stdout
     assert servers["onprem-s3"]["kind"] in text

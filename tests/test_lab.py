@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from failover.lab import Lab, LabInfo
-from failover.lab import process
+from failover.lab import Lab, LabInfo, process
 
 
 def test_up_again_is_harmless(lab: LabInfo) -> None:
@@ -48,7 +46,9 @@ def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypat
         assert info.servers["localstack"].kind == "localstack (external)"
         assert not info.servers["localstack"].started_by_lab
         own = info.servers["onprem-s3"]
-        assert own.started_by_lab and own.pid is not None and process.alive(own.pid)
+        assert own.started_by_lab
+        assert own.pid is not None
+        assert process.alive(own.pid)
         assert own.endpoint != lab.servers["onprem-s3"].endpoint
         assert Path(own.log).is_relative_to(tmp_path / "second-lab")
     finally:

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
-from failover.errors import InvalidRequest, NotFound
 from failover.providers.local import LocalStore
 from failover.providers.local.options import LocalStoreOptions
+
+from failover.errors import InvalidRequest, NotFound
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 import botocore.exceptions as bx
 import pytest
+from failover.providers.s3.errors import translate
 
 from failover.errors import AlreadyExists, AuthError, InvalidRequest, NotFound, ProviderError, Throttled, Transient
-from failover.providers.s3.errors import translate
 
 
 def client_error(code: str, status: int, headers: dict[str, str] | None = None) -> bx.ClientError:
@@ -45,7 +45,8 @@ def test_retry_after_header_is_carried() -> None:
 
 def test_clock_skew_has_a_hint() -> None:
     error = translate(client_error("RequestTimeTooSkewed", 403))
-    assert error.hint is not None and "clock" in error.hint
+    assert error.hint is not None
+    assert "clock" in error.hint
 
 
 def test_connection_errors_are_transient() -> None:
