@@ -38,6 +38,10 @@ class Capability(enum.StrEnum):
     """copy() copies within the store without the bytes passing through this process."""
     TAGS = "tags"
     """Object tags: get_tags(), put_tags() and tags on put()."""
+    VERIFIED_WRITES = "verified_writes"
+    """The store checks every body it receives against a digest sent with it (Content-MD5) and
+    refuses a mismatch: a write that succeeded stored exactly the bytes sent. Without it, a copy is
+    verified by reading the object back."""
     MULTIPART = "multipart"
     """The part-level upload API (start/upload_part/complete/abort/list uploads), which makes large
     uploads resumable after a crash."""

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
-from typing import cast
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, cast
 
 from .config import Providers
 from .registry import load_adapter
 from .storage import ObjectStore
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "same_store"]
 
 
-def open_store(providers: Providers, name: str) -> ObjectStore:
-    """The storage adapter of provider ``name`` (credentials are read from the environment now)."""
+def same_store(providers: Providers, first: str, second: str) -> bool:
+    """True when two provider names reach the same store with the same credentials and options
+    (one client serves both, and copies between them can stay on the server)."""
+    if first == second:
+        return True
+    a, b = providers.spec(first, "storage"), providers.spec(second, "storage")
+    return (a.type, a.endpoint, a.region, a.credentials_ref, a.options) == (
+        b.type,
+        b.endpoint,
+        b.region,
+        b.credentials_ref,
+        b.options,
+    ) and a.endpoint is not None
+
+
+def open_store(providers: Providers, name: str, *, option_overrides: Mapping[str, Any] | None = None) -> ObjectStore:
+    """The storage adapter of provider ``name`` (credentials are read from the environment now).
+    ``option_overrides`` replace single adapter options (validated like the providers file's)."""
     spec = providers.spec(name, "storage")
+    if option_overrides:
+        options = type(spec.options).model_validate({**spec.options.model_dump(), **option_overrides})
+        spec = dataclasses.replace(spec, options=options)
     adapter = load_adapter("storage", spec.type)
     return cast(ObjectStore, adapter.from_spec(spec))

@@ -17,7 +17,7 @@ _ENCODED_WORD = re.compile(r"=\?utf-8\?([bq])\?([^?]*)\?=", re.IGNORECASE)
 
 
 def _plain(value: str) -> bool:
-    return value == value.strip() and all(" " <= c <= "~" for c in value)
+    return value.isascii() and value.isprintable() and value == value.strip()
 
 
 def encode_value(value: str) -> str:

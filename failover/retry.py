@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -60,12 +61,23 @@ class RetryPolicy:
     ) -> T:
         """Run ``fn``; retry it while it raises a retryable ProviderError, up to ``max_attempts``.
 
-        The last error is re-raised unchanged when attempts run out.
+        The last error is re-raised unchanged when attempts run out. The first attempt runs
+        directly: tenacity's bookkeeping is only set up once something has failed.
         """
+        try:
+            return fn()
+        except ProviderError as error:
+            if not error.retryable or self.max_attempts <= 1:
+                raise
+            first = error
+        pause = self.delay(1, first)
+        if on_retry is not None:
+            on_retry(first, pause)
+        time.sleep(pause)
 
         def wait(state: tenacity.RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return self.delay(state.attempt_number, error)
+            return self.delay(state.attempt_number + 1, error)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
@@ -74,7 +86,7 @@ class RetryPolicy:
                 on_retry(error, sleep)
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
+            stop=tenacity.stop_after_attempt(self.max_attempts - 1),
             wait=wait,
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
             before_sleep=before_sleep,

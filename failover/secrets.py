@@ -17,7 +17,7 @@ import urllib.parse
 __all__ = ["RedactingFilter", "Secret", "redact", "register_secret"]
 
 MASK = "***"
-_MIN_LENGTH = 4  # shorter values would redact ordinary words
+_MIN_LENGTH = 8  # shorter values would redact ordinary words ("wrong", "test")
 
 _lock = threading.Lock()
 _variants: set[str] = set()

@@ -245,6 +245,11 @@ class ObjectStore(abc.ABC):
 
         return self.retry.call(attempt, on_retry=lambda error, delay: self.counters.add("retries"))
 
+    def check_key(self, key: str) -> None:
+        """Raise InvalidRequest or NotSupported if this store cannot hold ``key`` exactly as given
+        (too long, or a key shape it does not declare). Nothing is sent."""
+        self._check_key(key)
+
     def _check_key(self, key: str) -> None:
         """Refuse, before sending anything, a key this store cannot hold as given."""
         try:

@@ -31,6 +31,10 @@ class MetaField(enum.StrEnum):
     USER = "user"
 
 
+_SCALARS = tuple(f for f in MetaField if f is not MetaField.USER)
+_ALL = frozenset(MetaField)
+
+
 def _frozen_user(user: Mapping[str, str]) -> Mapping[str, str]:
     # S3 folds user-metadata names to lower case; every store here does the same so that a
     # round trip compares equal whatever the provider.
@@ -54,15 +58,17 @@ class ObjectMeta:
 
     def present(self) -> frozenset[MetaField]:
         """The fields that carry a value."""
-        found: set[MetaField] = {f for f in MetaField if f is not MetaField.USER and getattr(self, f.value) is not None}
+        found: set[MetaField] = {f for f in _SCALARS if getattr(self, f.value) is not None}
         if self.user:
             found.add(MetaField.USER)
         return frozenset(found)
 
     def only(self, fields: frozenset[MetaField]) -> ObjectMeta:
         """A copy keeping only ``fields`` (what a target can hold)."""
+        if fields >= _ALL:  # frozen, so the same object serves
+            return self
         return ObjectMeta(
-            **{f.value: getattr(self, f.value) for f in MetaField if f is not MetaField.USER and f in fields},
+            **{f.value: getattr(self, f.value) for f in _SCALARS if f in fields},
             user=self.user if MetaField.USER in fields else {},
         )
 
@@ -89,6 +95,8 @@ class ObjectInfo:
     etag: str | None = None
     last_modified: datetime | None = None
     meta: ObjectMeta | None = None
+    tag_count: int | None = None
+    """How many tags the object has, when the response said (S3 GETs do); None when unknown."""
 
 
 @dataclass(frozen=True)
@@ -123,3 +131,5 @@ class PartInfo:
     number: int
     etag: str
     size: int
+    checksum: str | None = None
+    """The part's body checksum as the store needs it back at completion (e.g. base64 CRC32C)."""

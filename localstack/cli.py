@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import click
@@ -90,4 +91,28 @@ def env(app: App) -> int:
     else:
         for name, value in info.env().items():
             click.echo(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+@lab.command()
+@pass_app
+def seed(app: App) -> int:
+    """Put a small reference platform on the lab's aws side: user media with real metadata and tags
+    in the buckets 'media' and 'backups'. Idempotent."""
+    from failover.config import load_providers
+    from failover.connect import open_store
+
+    from .seed import seed_media
+
+    info = Lab().info()
+    os.environ.update(info.env())
+    with open_store(load_providers(info.providers_file), "aws") as store:
+        objects = seed_media(store)
+    if app.json:
+        app.emit_json({"objects": len(objects), "bytes": sum(len(o.body) for o in objects)})
+    else:
+        buckets = ", ".join(sorted({o.bucket for o in objects}))
+        app.say(
+            f"seeded {len(objects)} objects ({sum(len(o.body) for o in objects) / 2**20:.1f} MiB) in {buckets} on aws"
+        )
     return 0

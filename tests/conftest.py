@@ -20,7 +20,9 @@ from failover.config import Providers, load_providers  # noqa: E402
 from .conformance.divergences import ENV_SERVER_KIND  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("FAILOVER_LAB_DIR", str(REPO / ".lab"))
+# The same places `make test` uses, so running pytest directly reuses its lab and virtualenvs.
+os.environ.setdefault("FAILOVER_LAB_DIR", str(REPO / ".lab" / "test"))
+os.environ.setdefault("FAILOVER_LAB_CACHE", str(REPO / ".lab" / "cache"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -21,6 +21,7 @@ from ..secrets import redact
 from .app import App, setup_logging
 from .browse import ls
 from .providers import providers
+from .sync import sync, verify
 
 __all__ = ["cli", "main"]
 
@@ -59,6 +60,8 @@ def _lab_group() -> click.Command:
 cli.add_command(_lab_group())
 cli.add_command(providers)
 cli.add_command(ls)
+cli.add_command(sync)
+cli.add_command(verify)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:

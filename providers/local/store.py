@@ -47,6 +47,7 @@ CAPABILITIES = StoreCapabilities(
             Capability.SORTED_LISTING,
             Capability.SERVER_SIDE_COPY,
             Capability.TAGS,
+            Capability.VERIFIED_WRITES,  # the store writes, counts and fsyncs every byte itself
             Capability.KEY_EMPTY_SEGMENTS,
             Capability.KEY_TRAILING_SLASH,
             Capability.KEY_DOT_SEGMENTS,
@@ -211,7 +212,9 @@ class LocalStore(ObjectStore):
     def _etag(st: os.stat_result) -> str:
         return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
 
-    def _info(self, bucket: str, key: str, st: os.stat_result, meta: ObjectMeta | None) -> ObjectInfo:
+    def _info(
+        self, bucket: str, key: str, st: os.stat_result, meta: ObjectMeta | None, tag_count: int | None = None
+    ) -> ObjectInfo:
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -219,6 +222,7 @@ class LocalStore(ObjectStore):
             etag=self._etag(st),
             last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
             meta=meta,
+            tag_count=tag_count,
         )
 
     def _stage(self, bucket: str, source: Readable, size: int | None, target: str) -> tuple[str, int]:
@@ -420,14 +424,14 @@ class LocalStore(ObjectStore):
         with converted("head", f"{bucket}/{key}"):
             fd, st = self._open_file(bucket, key)
             os.close(fd)
-            meta, _ = self._read_meta(bucket, key)
-        return self._info(bucket, key, st, meta)
+            meta, tags = self._read_meta(bucket, key)
+        return self._info(bucket, key, st, meta, len(tags))
 
     def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
         target = f"{bucket}/{key}"
         with converted("open", target):
             fd, st = self._open_file(bucket, key)
-            meta, _ = self._read_meta(bucket, key)
+            meta, tags = self._read_meta(bucket, key)
         handle = os.fdopen(fd, "rb")
         start, length = 0, st.st_size
         if byte_range is not None:
@@ -438,7 +442,7 @@ class LocalStore(ObjectStore):
             end = st.st_size - 1 if byte_range.end is None else min(byte_range.end, st.st_size - 1)
             length = max(end - start + 1, 0)
             handle.seek(start)
-        return self._info(bucket, key, st, meta), _FileBody(handle, target), start, length
+        return self._info(bucket, key, st, meta, len(tags)), _FileBody(handle, target), start, length
 
     def _put_stream(
         self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
@@ -462,6 +466,14 @@ class LocalStore(ObjectStore):
             self._remove(bucket, [META_DIR, *dirs], name)
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
+        if (src_bucket, src_key) == (dst_bucket, dst_key) and meta is not None:
+            # Onto itself with new metadata: only the metadata file changes, the data stays put.
+            with converted("copy", f"{dst_bucket}/{dst_key}"):
+                fd, _ = self._open_file(src_bucket, src_key)
+                os.close(fd)
+                _, tags = self._read_meta(src_bucket, src_key)
+                self._write(dst_bucket, dst_key, None, None, meta, tags)
+            return
         with converted("copy", f"{dst_bucket}/{dst_key}"):
             fd, st = self._open_file(src_bucket, src_key)
             source_meta, tags = self._read_meta(src_bucket, src_key)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import botocore.exceptions as bx
@@ -27,7 +27,7 @@ from failover.errors import (
     Transient,
 )
 
-__all__ = ["BucketOwnedByYou", "converted", "translate"]
+__all__ = ["BucketOwnedByYou", "classify", "converted", "translate"]
 
 
 class BucketOwnedByYou(AlreadyExists):
@@ -86,9 +86,6 @@ _INVALID = {
     "BucketNotEmpty",
     "NotImplemented",
     "MethodNotAllowed",
-    "BadDigest",
-    "InvalidDigest",
-    "XAmzContentSHA256Mismatch",
     "IllegalLocationConstraintException",
     "InvalidLocationConstraint",
 }
@@ -104,7 +101,7 @@ _HINTS = {
 }
 
 
-def _retry_after(headers: dict[str, str]) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
@@ -115,6 +112,31 @@ def _retry_after(headers: dict[str, str]) -> float | None:
         return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
 
 
+def classify(code: str, status: int, message: str, headers: Mapping[str, str], **common: Any) -> FailoverError:
+    """The failover error for an S3 error response (code from the XML body, HTTP status, headers).
+    Used for botocore's ClientError and for the lean data path alike."""
+    text = f"{code}: {message}" if message and message != code else code
+    common.update(status=status, hint=_HINTS.get(code))
+    if code == "BucketAlreadyOwnedByYou":
+        return BucketOwnedByYou(text, **common)
+    if code in _NOT_FOUND or status == 404:
+        return NotFound(text, **common)
+    if code in _THROTTLED or status in (429, 503):
+        return Throttled(text, retry_after=_retry_after(headers), **common)
+    if code in _AUTH or status in (401, 403):
+        return AuthError(text, **common)
+    if code in _CONFLICT:
+        return AlreadyExists(text, **common)
+    if code in ("BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"):
+        # The body did not arrive as sent: worth another try.
+        return IntegrityError(text, **common)
+    if code in _TRANSIENT or status >= 500:
+        return Transient(text, **common)
+    if code in _INVALID or status in (400, 405, 411, 416, 501):
+        return InvalidRequest(text, **common)
+    return ProviderError(text, **common)
+
+
 def translate(exc: BaseException, *, operation: str = "", target: str = "") -> FailoverError:
     """The failover error for a botocore/urllib3 exception."""
     common: dict[str, Any] = {"operation": operation, "target": target}
@@ -123,26 +145,8 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
         error = response.get("Error", {})
         meta = response.get("ResponseMetadata", {})
         status = int(meta.get("HTTPStatusCode") or 0)
-        headers = meta.get("HTTPHeaders", {}) or {}
         code = str(error.get("Code") or status)
-        message = str(error.get("Message") or code)
-        text = f"{code}: {message}" if message != code else code
-        common.update(status=status, hint=_HINTS.get(code))
-        if code in _NOT_FOUND or status == 404:
-            return NotFound(text, **common)
-        if code in _THROTTLED or status in (429, 503):
-            return Throttled(text, retry_after=_retry_after(headers), **common)
-        if code in _AUTH or status in (401, 403):
-            return AuthError(text, **common)
-        if code == "BucketAlreadyOwnedByYou":
-            return BucketOwnedByYou(text, **common)
-        if code in _CONFLICT:
-            return AlreadyExists(text, **common)
-        if code in _TRANSIENT or status >= 500:
-            return Transient(text, **common)
-        if code in _INVALID or status in (400, 405, 411, 416, 501):
-            return InvalidRequest(text, **common)
-        return ProviderError(text, **common)
+        return classify(code, status, str(error.get("Message") or code), meta.get("HTTPHeaders", {}) or {}, **common)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return AuthError(
             "no usable credentials",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import re
@@ -9,18 +10,31 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
 
 import boto3
+import google_crc32c
 from botocore.config import Config
 
 from failover.capabilities import Capability, StoreCapabilities
 from failover.config import ServiceSpec
-from failover.errors import AuthError, IntegrityError, ListingIncomplete, NotFound
+from failover.errors import AuthError, IntegrityError, InvalidRequest, ListingIncomplete, NotFound
 from failover.headermeta import decode_value, encode_value
 from failover.storage import ObjectStore, RawBody
 from failover.types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
 from .errors import BucketOwnedByYou, converted
+from .fastpath import (
+    Credentials,
+    FastPath,
+    ListedObject,
+    ListPage,
+    Response,
+    content_range,
+    md5_header,
+    parse_list_page,
+    user_metadata,
+)
 from .options import S3Options
 from .vendors import VendorProfile, vendor_profile
 
@@ -52,25 +66,62 @@ def meta_to_params(meta: ObjectMeta) -> dict[str, Any]:
     return params
 
 
+# ObjectMeta field -> HTTP header, for the lean data path
+_META_HEADERS = {
+    "content_type": "content-type",
+    "cache_control": "cache-control",
+    "content_disposition": "content-disposition",
+    "content_encoding": "content-encoding",
+    "content_language": "content-language",
+}
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def meta_to_headers(meta: ObjectMeta) -> dict[str, str]:
+    headers = {header: getattr(meta, field) for field, header in _META_HEADERS.items() if getattr(meta, field)}
+    if meta.expires is not None:
+        headers["expires"] = email.utils.format_datetime(meta.expires.astimezone(UTC), usegmt=True)
+    for name, value in meta.user.items():
+        headers[f"x-amz-meta-{name}"] = encode_value(value)
+    for name, value in headers.items():
+        if not value.isascii():
+            raise InvalidRequest(f"the {name} value is not ASCII and cannot be sent as an HTTP header")
+    return headers
+
+
+def meta_from_headers(headers: Mapping[str, str]) -> ObjectMeta:
+    return ObjectMeta(
+        **{field: headers.get(header) or None for field, header in _META_HEADERS.items()},
+        expires=_http_date(headers.get("expires")),
+        user={name: decode_value(value) for name, value in user_metadata(headers).items()},
+    )
+
+
 def meta_from_response(response: Mapping[str, Any]) -> ObjectMeta:
-    expires: datetime | None = None
-    raw_expires = response.get("ExpiresString")
-    if raw_expires:
-        try:
-            expires = email.utils.parsedate_to_datetime(raw_expires)
-        except (TypeError, ValueError):
-            expires = None
-    elif isinstance(response.get("Expires"), datetime):
-        expires = response["Expires"]
+    expires = _http_date(response.get("ExpiresString"))
+    if expires is None and isinstance(response.get("Expires"), datetime):
+        expires = response["Expires"].astimezone(UTC)
     return ObjectMeta(
         **{field: response.get(param) or None for field, param in _META_PARAMS.items()},
-        expires=expires.astimezone(UTC) if expires else None,
+        expires=expires,
         user={name: decode_value(value) for name, value in (response.get("Metadata") or {}).items()},
     )
 
 
 def _etag(value: object) -> str | None:
     return str(value).strip('"') if value else None
+
+
+def _crc32c(body: bytes) -> str:
+    return base64.b64encode(google_crc32c.value(body).to_bytes(4, "big")).decode()
 
 
 def _tagging(tags: Mapping[str, str]) -> str:
@@ -93,6 +144,19 @@ class _Body:
         # Closing a broken connection must not mask the error that broke it.
         with contextlib.suppress(Exception):
             self._body.close()
+
+
+class _FastBody:
+    """A lean-path response body as a RawBody."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._response.read(size)
+
+    def close(self) -> None:
+        self._response.close()
 
 
 class S3Store(ObjectStore):
@@ -144,6 +208,23 @@ class S3Store(ObjectStore):
                 aws_session_token=session_token,
             )
             self._client: S3Client = session.client("s3", endpoint_url=endpoint, config=config, verify=verify)
+            session_credentials = session.get_credentials() if options.fast_path else None
+        self._fast: FastPath | None = None
+        if session_credentials is not None:
+
+            def credentials() -> Credentials:
+                frozen = session_credentials.get_frozen_credentials()
+                return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
+
+            self._fast = FastPath(
+                endpoint=endpoint,
+                region=self.region,
+                addressing_style="path" if self.vendor.addressing_style == "path" else "virtual",
+                credentials=credentials,
+                verify=verify,
+                connect_timeout=options.connect_timeout,
+                read_timeout=options.read_timeout,
+            )
 
     @staticmethod
     def profile_for(options: S3Options) -> VendorProfile:
@@ -178,6 +259,8 @@ class S3Store(ObjectStore):
 
     def close(self) -> None:
         self._client.close()
+        if self._fast is not None:
+            self._fast.close()
 
     # -- buckets -----------------------------------------------------------------------------------
 
@@ -198,8 +281,12 @@ class S3Store(ObjectStore):
                 self._client.head_bucket(Bucket=bucket)
         except NotFound:
             return False
-        except AuthError as error:
-            error.message = f"{error.message} (the bucket may exist but belong to another account)"
+        except AuthError:
+            # HEAD responses have no body, so a 403 does not say why. A listing request does:
+            # SignatureDoesNotMatch (wrong secret), InvalidAccessKeyId, or AccessDenied (the bucket
+            # exists but these credentials may not use it).
+            with converted("bucket_exists", bucket):
+                self._client.list_objects_v2(Bucket=bucket, MaxKeys=1)
             raise
         return True
 
@@ -219,43 +306,66 @@ class S3Store(ObjectStore):
 
     # -- objects -----------------------------------------------------------------------------------
 
-    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+    def _list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None) -> ListPage:
+        """One ListObjectsV2 page, through the lean path or boto3."""
+        if self._fast is not None:
+            query = {"list-type": "2", "encoding-type": "url", "max-keys": "1000", "prefix": prefix}
+            if token:
+                query["continuation-token"] = token
+            elif start_after:
+                query["start-after"] = start_after
+            reply = self._fast.request("GET", bucket, None, query=query, operation="list_objects")
+            try:
+                body = reply.read()
+            finally:
+                reply.close()
+            try:
+                return parse_list_page(body)
+            except ElementTree.ParseError as exc:
+                raise ListingIncomplete(f"unparseable listing: {exc}", target=bucket) from exc
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if start_after:
+        if token:
+            params["ContinuationToken"] = token
+        elif start_after:
             params["StartAfter"] = start_after
+        with converted("list_objects", bucket):
+            page = self._client.list_objects_v2(**params)
+        objects = [
+            ListedObject(item["Key"], int(item.get("Size", 0)), _etag(item.get("ETag")), item.get("LastModified"))
+            for item in page.get("Contents", [])
+        ]
+        return ListPage(objects, bool(page.get("IsTruncated")), page.get("NextContinuationToken"))
+
+    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
         # On a store that lists in key order, a key that does not sort after the previous one means
         # pagination went wrong (a repeated or lost page): never pass such a listing on.
         ordered = Capability.SORTED_LISTING in self.capabilities
         last = start_after
+        token: str | None = None
         tokens: set[str] = set()
         while True:
-            with converted("list_objects", bucket):
-                page = self._client.list_objects_v2(**params)
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if ordered and last is not None and key <= last:
+            page = self._list_page(bucket, prefix, start_after, token)
+            for item in page.objects:
+                if ordered and last is not None and item.key <= last:
                     raise ListingIncomplete(
-                        f"listing went backwards or repeated ({key!r} after {last!r})", target=bucket
+                        f"listing went backwards or repeated ({item.key!r} after {last!r})", target=bucket
                     )
-                last = key
+                last = item.key
                 yield ObjectInfo(
-                    bucket=bucket,
-                    key=key,
-                    size=int(item.get("Size", 0)),
-                    etag=_etag(item.get("ETag")),
-                    last_modified=item.get("LastModified"),
+                    bucket=bucket, key=item.key, size=item.size, etag=item.etag, last_modified=item.last_modified
                 )
-            if not page.get("IsTruncated"):
+            if not page.truncated:
                 return
-            token = page.get("NextContinuationToken")
+            token = page.next_token
             if not token:
                 raise ListingIncomplete("listing claims more keys but gave no continuation token", target=bucket)
             if token in tokens:
                 raise ListingIncomplete("listing returned a continuation token twice", target=bucket)
             tokens.add(token)
-            params = {"Bucket": bucket, "Prefix": prefix, "ContinuationToken": token}
 
     def _info(self, bucket: str, key: str, response: Mapping[str, Any], size: int) -> ObjectInfo:
+        # The store omits x-amz-tagging-count when there are no tags, if it reports counts at all.
+        tag_count = int(response.get("TagCount") or 0) if self.vendor.reports_tag_count else None
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -263,6 +373,7 @@ class S3Store(ObjectStore):
             etag=_etag(response.get("ETag")),
             last_modified=response.get("LastModified"),
             meta=meta_from_response(response),
+            tag_count=tag_count,
         )
 
     def _head(self, bucket: str, key: str) -> ObjectInfo:
@@ -271,6 +382,8 @@ class S3Store(ObjectStore):
         return self._info(bucket, key, response, int(response.get("ContentLength", 0)))
 
     def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
+        if self._fast is not None:
+            return self._open_fast(bucket, key, byte_range)
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if byte_range is not None:
             params["Range"] = byte_range.header()
@@ -293,12 +406,62 @@ class S3Store(ObjectStore):
             raise IntegrityError("server ignored the Range header", target=target)
         return self._info(bucket, key, response, total), _Body(response["Body"], target), start, length
 
+    def _checksum(self, body: bytes) -> tuple[dict[str, str], dict[str, Any], str | None]:
+        """The body checksum the store checks and refuses a mismatch of (BadDigest): as HTTP
+        headers, as boto3 parameters, and the CRC32C value a multipart completion repeats."""
+        if self.vendor.body_checksum == "crc32c":
+            value = _crc32c(body)
+            return {"x-amz-checksum-crc32c": value}, {"ChecksumCRC32C": value}, value
+        value = md5_header(body)
+        return {"content-md5": value}, {"ContentMD5": value}, None
+
+    def _open_fast(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
+        assert self._fast is not None
+        target = f"{bucket}/{key}"
+        headers = {"range": byte_range.header()} if byte_range is not None else {}
+        response = self._fast.request("GET", bucket, key, headers=headers, operation="open")
+        found = response.headers
+        length = int(found.get("content-length", 0))
+        start, total = 0, length
+        if "content-range" in found:
+            parsed = content_range(found["content-range"])
+            if parsed is None:
+                response.close()
+                raise IntegrityError(f"unparseable Content-Range {found['content-range']!r}", target=target)
+            start, total = parsed[0], parsed[1] if parsed[1] >= 0 else parsed[0] + length
+        elif byte_range is not None and byte_range.start > 0:
+            response.close()
+            raise IntegrityError("server ignored the Range header", target=target)
+        tag_count = int(found.get("x-amz-tagging-count") or 0) if self.vendor.reports_tag_count else None
+        info = ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=total,
+            etag=_etag(found.get("etag")),
+            last_modified=_http_date(found.get("last-modified")),
+            meta=meta_from_headers(found),
+            tag_count=tag_count,
+        )
+        return info, _FastBody(response), start, length
+
     def _put_bytes(self, bucket: str, key: str, body: bytes, meta: ObjectMeta, tags: dict[str, str]) -> ObjectInfo:
+        if self._fast is not None:
+            headers = meta_to_headers(meta)
+            headers.update(self._checksum(body)[0])
+            if tags:
+                headers["x-amz-tagging"] = _tagging(tags)
+            reply = self._fast.request("PUT", bucket, key, headers=headers, body=body, operation="put")
+            reply.read()
+            reply.close()
+            self.counters.add("bytes_written", len(body))
+            return ObjectInfo(bucket=bucket, key=key, size=len(body), etag=_etag(reply.headers.get("etag")))
         params = meta_to_params(meta)
         if tags:
             params["Tagging"] = _tagging(tags)
         with converted("put", f"{bucket}/{key}"):
-            response = self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **params)
+            response = self._client.put_object(
+                Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **self._checksum(body)[1], **params
+            )
         self.counters.add("bytes_written", len(body))
         return ObjectInfo(bucket=bucket, key=key, size=len(body), etag=_etag(response.get("ETag")))
 
@@ -357,6 +520,8 @@ class S3Store(ObjectStore):
 
     def _start_upload(self, bucket: str, key: str, meta: ObjectMeta, tags: dict[str, str]) -> str:
         params = meta_to_params(meta)
+        if self.vendor.body_checksum == "crc32c":
+            params["ChecksumAlgorithm"] = "CRC32C"  # parts then carry CRC32C, repeated at completion
         if tags:
             params["Tagging"] = _tagging(tags)
         with converted("start_upload", f"{bucket}/{key}"):
@@ -364,11 +529,32 @@ class S3Store(ObjectStore):
         return response["UploadId"]
 
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
+        headers, params, checksum = self._checksum(data)
+        if self._fast is not None:
+            reply = self._fast.request(
+                "PUT",
+                bucket,
+                key,
+                query={"partNumber": str(number), "uploadId": upload_id},
+                headers=headers,
+                body=data,
+                operation="upload_part",
+            )
+            reply.read()
+            reply.close()
+            etag = _etag(reply.headers.get("etag")) or ""
+            return PartInfo(number=number, etag=etag, size=len(data), checksum=checksum)
         with converted("upload_part", f"{bucket}/{key}#{number}"):
             response = self._client.upload_part(
-                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentLength=len(data)
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentLength=len(data),
+                **params,
             )
-        return PartInfo(number=number, etag=_etag(response.get("ETag")) or "", size=len(data))
+        return PartInfo(number=number, etag=_etag(response.get("ETag")) or "", size=len(data), checksum=checksum)
 
     def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> None:
         with converted("complete_upload", f"{bucket}/{key}"):
@@ -376,8 +562,15 @@ class S3Store(ObjectStore):
                 Bucket=bucket,
                 Key=key,
                 UploadId=upload_id,
-                MultipartUpload={"Parts": [{"ETag": f'"{p.etag}"', "PartNumber": p.number} for p in parts]},
+                MultipartUpload={"Parts": [self._completed_part(p) for p in parts]},
             )
+
+    @staticmethod
+    def _completed_part(part: PartInfo) -> Any:
+        entry: dict[str, Any] = {"ETag": f'"{part.etag}"', "PartNumber": part.number}
+        if part.checksum:
+            entry["ChecksumCRC32C"] = part.checksum
+        return entry
 
     def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         with converted("abort_upload", f"{bucket}/{key}"):
@@ -405,7 +598,12 @@ class S3Store(ObjectStore):
             with converted("list_parts", f"{bucket}/{key}"):
                 page = self._client.list_parts(**params)
             for part in page.get("Parts", []):
-                yield PartInfo(int(part["PartNumber"]), _etag(part.get("ETag")) or "", int(part.get("Size", 0)))
+                yield PartInfo(
+                    int(part["PartNumber"]),
+                    _etag(part.get("ETag")) or "",
+                    int(part.get("Size", 0)),
+                    part.get("ChecksumCRC32C"),
+                )
             if not page.get("IsTruncated"):
                 return
             params = {**params, "PartNumberMarker": page.get("NextPartNumberMarker", 0)}

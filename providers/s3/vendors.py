@@ -40,6 +40,8 @@ class VendorProfile(BaseModel):
     checksums: ChecksumMode = "when_required"
     etag: Literal["md5", "md5-parts", "opaque"] = "md5-parts"
     location_constraint: bool = False
+    reports_tag_count: bool = False
+    body_checksum: Literal["crc32c", "md5"] = "md5"
     operations: tuple[Capability, ...] = ()
     metadata: tuple[str, ...] = ("all",)
     limits: VendorLimits = VendorLimits()

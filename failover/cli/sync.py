@@ -1,0 +1,281 @@
+"""``failover sync`` and ``failover verify``: copy buckets across providers and prove it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..connect import open_store, same_store
+from ..errors import ConfigError
+from ..location import parse_location
+from ..secrets import redact
+from ..storage import ObjectStore
+from ..sync import SyncEngine, SyncOptions, VerifyOptions, check_locations, parse_rate, run_verify
+from ..sync.digests import ALGORITHMS
+from .app import App, pass_app
+from .progress import ProgressDisplay
+
+__all__ = ["sync", "verify"]
+
+
+def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
+    mapping = {}
+    for value in values:
+        src, equals, dst = value.partition("=")
+        if not equals or not src or not dst:
+            raise ConfigError(f"--bucket-map {value!r}: write SOURCE=TARGET, e.g. --bucket-map My_Bucket=my-bucket")
+        mapping[src] = dst
+    return mapping
+
+
+def _stores(app: App, source: str, target: str) -> tuple[Any, Any, ObjectStore, ObjectStore]:
+    src, dst = parse_location(source), parse_location(target)
+    providers = app.providers
+    shared = same_store(providers, src.provider, dst.provider)
+    check_locations(src, dst, same_store=shared)
+    source_store = open_store(providers, src.provider)
+    target_store = source_store if shared else open_store(providers, dst.provider)
+    return src, dst, source_store, target_store
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
+    tmp.replace(path)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@click.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--dry-run", is_flag=True, help="Print the plan (objects and bytes per bucket); change nothing.")
+@click.option("--delete", is_flag=True, help="Delete target objects that are not in the source (guarded).")
+@click.option(
+    "--max-delete",
+    type=click.FloatRange(0, 100),
+    default=25.0,
+    show_default=True,
+    help="Refuse to delete more than this percentage of the target without --force.",
+)
+@click.option("--force", is_flag=True, help="Allow deleting more than --max-delete percent.")
+@click.option(
+    "-j", "--max-workers", type=click.IntRange(1, 256), default=16, show_default=True, help="Objects copied at once."
+)
+@click.option(
+    "--parts-in-flight",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
+    help="Multipart parts uploading at once (raise for far-away targets).",
+)
+@click.option("--bwlimit", help="Bandwidth limit for the bytes sent, e.g. 50M (MiB/s), 512K.")
+@click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True)
+@click.option("--readback", is_flag=True, help="Verify every copy by reading it back from the target.")
+@click.option("--bucket-map", multiple=True, metavar="SRC=DST", help="Target name for a source bucket.")
+@click.option(
+    "--invalid-keys",
+    type=click.Choice(["skip", "abort"]),
+    default="skip",
+    show_default=True,
+    help="Keys the target cannot hold: skip and report them, or stop.",
+)
+@click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (default: per pair).")
+@click.option(
+    "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the JSON report here."
+)
+@click.option("--durable", is_flag=True, help="fsync the journal at every commit (survives power loss).")
+@pass_app
+def sync(
+    app: App,
+    source: str,
+    target: str,
+    dry_run: bool,
+    delete: bool,
+    max_delete: float,
+    force: bool,
+    max_workers: int,
+    parts_in_flight: int,
+    bwlimit: str | None,
+    digest: str,
+    readback: bool,
+    bucket_map: tuple[str, ...],
+    invalid_keys: str,
+    journal: Path | None,
+    report_path: Path | None,
+    durable: bool,
+) -> int:
+    """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
+
+    Streams every object, digests it on the way, carries metadata and tags, and proves each copy
+    arrived. Resumable: re-running continues where a crash stopped, and copies only what is new or
+    changed. Exit code 0 only when every object is verified.
+    """
+    options = SyncOptions(
+        dry_run=dry_run,
+        delete=delete,
+        force=force,
+        max_delete_share=max_delete / 100,
+        workers=max_workers,
+        parts_in_flight=parts_in_flight,
+        bandwidth=parse_rate(bwlimit) if bwlimit else None,
+        digest=digest,  # type: ignore[arg-type]
+        readback=readback,
+        bucket_map=_bucket_map(bucket_map),
+        invalid_keys=invalid_keys,  # type: ignore[arg-type]
+        journal=journal,
+        durable=durable,
+    )
+    src, dst, source_store, target_store = _stores(app, source, target)
+    with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
+        report = SyncEngine(source_store, target_store, src, dst, options, progress).run()
+    source_store.close()
+    target_store.close()
+    data = report.to_json()
+    if not dry_run:
+        _write(Path(report.journal).with_suffix(f".run-{report.run}.json"), data)
+    if report_path:
+        _write(report_path, data)
+    if app.json:
+        app.emit_json(data)
+    else:
+        _summary(app, data)
+    if dry_run:
+        return 0 if report.aborted is None and all(b.listing_complete for b in report.buckets) else 1
+    return 0 if report.complete else 1
+
+
+def _summary(app: App, data: dict[str, Any]) -> None:
+    totals = data["totals"]
+    title = "plan (dry run, nothing changed)" if data["dry_run"] else "sync"
+    app.say(f"{title}: {data['source']} -> {data['target']}")
+    rows = []
+    for b in data["buckets"]:
+        if data["dry_run"]:
+            rows.append(
+                [
+                    b["source"],
+                    b["target"],
+                    b["listed"],
+                    b["to_copy"],
+                    _size(b["to_copy_bytes"]),
+                    b["unchanged"],
+                    b["skipped"],
+                    b["delete_candidates"],
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    b["source"],
+                    b["target"],
+                    b["listed"],
+                    b["copied"],
+                    _size(b["copied_bytes"]),
+                    b["unchanged"] + b["content_unchanged"],
+                    b["failed"],
+                    b["skipped"],
+                    b["deleted"],
+                ]
+            )
+    if data["dry_run"]:
+        app.table(["source", "target", "listed", "to copy", "bytes", "unchanged", "skipped", "to delete"], rows)
+    else:
+        app.table(["source", "target", "listed", "copied", "bytes", "unchanged", "failed", "skipped", "deleted"], rows)
+        rate = data["throughput"]
+        app.say(
+            f"{totals['copied']} copied ({_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "
+            f"{rate['objects_per_s']:.0f} objects/s, {_size(rate['bytes_per_s'])}/s; "
+            f"retries {sum(data['retries'].values())}; verification: {data['verification']}"
+        )
+    fidelity = data["fidelity"]
+    if not fidelity["lossless"]:
+        lost = ", ".join(f"{k} ({v})" for k, v in sorted(fidelity["fields_not_carried"].items()))
+        app.say(f"metadata the target cannot hold (see report): {lost}", style="yellow")
+    for item in data["skipped_keys"][:10]:
+        app.say(f"skipped {item['key']!r}: {item['reason']}", style="yellow")
+    for item in data["errors"][:10]:
+        app.say(f"failed {item['key']!r}: {item['error']}", style="red")
+    if data["delete_refused"]:
+        app.say(data["delete_refused"], style="yellow")
+    if data["aborted"]:
+        app.say(f"stopped: {data['aborted']}", style="red")
+    if not data["dry_run"]:
+        verdict = "every object verified" if data["complete"] else "NOT every object is verified"
+        app.say(f"{verdict}; journal {data['journal']}", style=None if data["complete"] else "red")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--trust-digests", is_flag=True, help="Compare recorded digests instead of re-reading bytes.")
+@click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True)
+@click.option("-j", "--max-workers", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--bucket-map", multiple=True, metavar="SRC=DST")
+@click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Sync journal with recorded digests.")
+@click.option("--no-metadata", is_flag=True, help="Compare bytes only.")
+@click.option(
+    "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here."
+)
+@pass_app
+def verify(
+    app: App,
+    source: str,
+    target: str,
+    trust_digests: bool,
+    digest: str,
+    max_workers: int,
+    bucket_map: tuple[str, ...],
+    journal: Path | None,
+    no_metadata: bool,
+    report_path: Path | None,
+) -> int:
+    """Compare SOURCE and TARGET: report missing, different and extra keys. Exit 1 if any object is
+    missing or different (extra keys alone are reported, not failed)."""
+    from ..sync import default_journal_path
+
+    src, dst, source_store, target_store = _stores(app, source, target)
+    journal = journal or default_journal_path(src, dst)
+    options = VerifyOptions(
+        trust_digests=trust_digests,
+        digest=digest,  # type: ignore[arg-type]
+        workers=max_workers,
+        bucket_map=_bucket_map(bucket_map),
+        journal=journal,
+        check_metadata=not no_metadata,
+    )
+    report = run_verify(source_store, target_store, src, dst, options)
+    data = report.to_json()
+    if report_path:
+        _write(report_path, data)
+    if app.json:
+        app.emit_json(data)
+    else:
+        counts = data["counts"]
+        app.say(
+            f"verify {data['source']} -> {data['target']} ({data['mode']}): {data['checked']} checked, "
+            f"{data['matching']} match, {counts['missing']} missing, {counts['different']} different, "
+            f"{counts['metadata_different']} with different metadata, {counts['extra']} extra on the target "
+            f"({_size(data['bytes_compared'])} compared in {data['duration_s']:.1f} s)"
+        )
+        for key in data["missing"][:10]:
+            app.say(f"missing   {key}", style="red")
+        for item in data["different"][:10]:
+            app.say(f"different {item['key']}: {item['source'][:16]} vs {item['target'][:16]}", style="red")
+        for item in data["metadata_different"][:10]:
+            app.say(f"metadata  {item['key']}: {', '.join(item['fields'])}", style="red")
+        for key in data["extra"][:10]:
+            app.say(f"extra     {key}", style="yellow")
+        for item in data["errors"][:10]:
+            app.say(f"error     {item['key']}: {item['error']}", style="red")
+    return 0 if report.ok else 1

@@ -1,0 +1,19 @@
+"""Cross-provider bucket migration: the sync engine, its journal, digests, and verify."""
+
+from .engine import Progress, SyncEngine, SyncOptions, check_locations, default_journal_path
+from .report import SyncReport
+from .throttle import parse_rate
+from .verify import VerifyOptions, VerifyReport, run_verify
+
+__all__ = [
+    "Progress",
+    "SyncEngine",
+    "SyncOptions",
+    "SyncReport",
+    "VerifyOptions",
+    "VerifyReport",
+    "check_locations",
+    "default_journal_path",
+    "parse_rate",
+    "run_verify",
+]
