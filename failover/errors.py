@@ -18,6 +18,10 @@ exception. The CLI maps each class to a message and an exit code.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
 __all__ = [
     "AlreadyExists",
     "AuthError",
@@ -35,6 +39,7 @@ __all__ = [
     "Throttled",
     "Timeout",
     "Transient",
+    "converter",
 ]
 
 
@@ -171,3 +176,27 @@ class IntegrityError(ProviderError):
     """Bytes did not arrive intact: digest mismatch or truncated body. The copy is not done."""
 
     retryable = True
+
+
+Translate = Callable[..., FailoverError]
+
+
+class Converted(Protocol):
+    def __call__(self, operation: str, target: str = "") -> contextlib.AbstractContextManager[None]: ...
+
+
+def converter(kinds: tuple[type[BaseException], ...], translate: Translate) -> Converted:
+    """A context manager for one adapter: SDK exceptions of ``kinds`` raised inside it come out as
+    ``translate(exc, operation=..., target=...)``, chained (``raise ... from``); failover errors
+    pass through untouched. Each adapter builds its own from its own error module."""
+
+    @contextlib.contextmanager
+    def converted(operation: str, target: str = "") -> Iterator[None]:
+        try:
+            yield
+        except FailoverError:
+            raise
+        except kinds as exc:
+            raise translate(exc, operation=operation, target=target) from exc
+
+    return converted

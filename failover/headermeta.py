@@ -9,9 +9,11 @@ Shared by every adapter that carries metadata in HTTP headers.
 from __future__ import annotations
 
 import base64
+import email.utils
 import re
+from datetime import UTC, datetime
 
-__all__ = ["decode_value", "encode_value"]
+__all__ = ["decode_value", "encode_value", "http_date"]
 
 _ENCODED_WORD = re.compile(r"=\?utf-8\?([bq])\?([^?]*)\?=", re.IGNORECASE)
 
@@ -38,3 +40,13 @@ def decode_value(value: str) -> str:
         return raw.encode("latin-1").decode()
     except (ValueError, UnicodeError):
         return value
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date header (Last-Modified, Expires) in UTC; None when absent or not a date."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None

@@ -366,21 +366,7 @@ class S3Server:
             f"-filer.localSocket={home / 'filer.sock'}",
             f"-s3.localSocket={home / 's3.sock'}",
         ]
-        version = subprocess.run([str(weed), "version"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
-        log = home / "weed.log"
-        pid = process.spawn(argv, cwd=home, env=dict(os.environ), log=log)
-        return ServerState(
-            name=self.name,
-            kind="seaweedfs",
-            endpoint=f"http://127.0.0.1:{ports['s3']}",
-            version=version[2] if len(version) > 2 else "",
-            pid=pid,
-            started_by_lab=True,
-            ports=ports,
-            access_key_id=key,
-            secret_access_key=secret,
-            log=str(log),
-        )
+        return self._spawn("seaweedfs", [str(weed), "version"], argv, home, dict(os.environ), ports, key, secret)
 
     def _start_minio(self, previous: ServerState | None, avoid: set[int], key: str, secret: str) -> ServerState:
         minio = shutil.which("minio")
@@ -390,25 +376,28 @@ class S3Server:
         (home / "data").mkdir(parents=True, exist_ok=True)
         ports = self._reuse_ports(previous, ["s3", "console"], avoid, 0)
         env = {**os.environ, "MINIO_ROOT_USER": key, "MINIO_ROOT_PASSWORD": secret, "MINIO_BROWSER": "off"}
-        log = home / "minio.log"
-        pid = process.spawn(
-            [
-                minio,
-                "server",
-                str(home / "data"),
-                "--address",
-                f"127.0.0.1:{ports['s3']}",
-                "--console-address",
-                f"127.0.0.1:{ports['console']}",
-            ],
-            cwd=home,
-            env=env,
-            log=log,
-        )
-        version = subprocess.run([minio, "--version"], capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+        argv = [minio, "server", str(home / "data"), "--address", f"127.0.0.1:{ports['s3']}"]
+        argv += ["--console-address", f"127.0.0.1:{ports['console']}"]
+        return self._spawn("minio", [minio, "--version"], argv, home, env, ports, key, secret)
+
+    def _spawn(
+        self,
+        kind: str,
+        version_argv: list[str],
+        argv: list[str],
+        home: Path,
+        env: dict[str, str],
+        ports: dict[str, int],
+        key: str,
+        secret: str,
+    ) -> ServerState:
+        """Start the server detached, logging to <home>/<kind>.log, and describe it."""
+        version = subprocess.run(version_argv, capture_output=True, text=True, check=False).stdout.split()  # noqa: S603
+        log = home / f"{kind}.log"
+        pid = process.spawn(argv, cwd=home, env=env, log=log)
         return ServerState(
             name=self.name,
-            kind="minio",
+            kind=kind,
             endpoint=f"http://127.0.0.1:{ports['s3']}",
             version=version[2] if len(version) > 2 else "",
             pid=pid,

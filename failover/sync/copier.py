@@ -113,9 +113,8 @@ class Copier:
             resumed = self._resume(row)
             if resumed is not None:
                 return resumed
-        try:
-            reader = self.source.open(row.src_bucket, row.src_key)
-        except NotFound:
+        reader = self._open_source(row)
+        if reader is None:
             return Result(Outcome.VANISHED, 0)
         with reader:
             info = reader.info
@@ -126,12 +125,18 @@ class Copier:
             if unchanged is not None:
                 return unchanged
         # The bytes differ after all: read again, this time to send.
-        try:
-            again = self.source.open(row.src_bucket, row.src_key)
-        except NotFound:
+        again = self._open_source(row)
+        if again is None:
             return Result(Outcome.VANISHED, 0)
         with again:
             return self._transfer(row, again, again.info, meta, tags)
+
+    def _open_source(self, row: ObjectRow) -> ObjectReader | None:
+        """The source object's body, or None if it was deleted since it was listed."""
+        try:
+            return self.source.open(row.src_bucket, row.src_key)
+        except NotFound:
+            return None
 
     def _transfer(
         self, row: ObjectRow, reader: ObjectReader, info: ObjectInfo, meta: ObjectMeta, tags: dict[str, str]
@@ -300,9 +305,8 @@ class Copier:
                 break
             # The part's checksum comes from the journal: not every store lists it back.
             reusable.append(PartInfo(theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum))
-        try:
-            reader = self.source.open(row.src_bucket, row.src_key)
-        except NotFound:
+        reader = self._open_source(row)
+        if reader is None:
             self._abort(row, upload_id)
             return Result(Outcome.VANISHED, 0)
         with reader:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import requests.exceptions as rx
@@ -32,6 +30,7 @@ from failover.errors import (
     Throttled,
     Timeout,
     Transient,
+    converter,
 )
 
 __all__ = ["converted", "translate"]
@@ -96,11 +95,5 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
     raise exc
 
 
-@contextlib.contextmanager
-def converted(operation: str, target: str = "") -> Iterator[None]:
-    try:
-        yield
-    except FailoverError:
-        raise
-    except (LibcloudError, BaseHTTPError, rx.RequestException, ConnectionError) as exc:
-        raise translate(exc, operation=operation, target=target) from exc
+converted = converter((LibcloudError, BaseHTTPError, rx.RequestException, ConnectionError), translate)
+"""Wrap every libcloud call: ``with converted("put", target): ...``."""

@@ -7,12 +7,10 @@ module.
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
 
@@ -24,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from failover.capabilities import Capability, StoreCapabilities, StoreLimits
 from failover.config import ServiceSpec
 from failover.errors import ConfigError, IntegrityError, InvalidRequest, NotFound
-from failover.headermeta import decode_value, encode_value
+from failover.headermeta import decode_value, encode_value, http_date
 from failover.storage import ObjectStore, RawBody, Readable
 from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
 from failover.yamlio import load_yaml
@@ -59,15 +57,6 @@ class _DriverFile(BaseModel):
 def driver_profiles() -> dict[str, DriverProfile]:
     text = resources.files(__package__).joinpath("drivers.yaml").read_text(encoding="utf-8")
     return _DriverFile.model_validate(load_yaml(text, "drivers.yaml").data).drivers
-
-
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
 
 
 class _ChunkBody:
@@ -217,7 +206,7 @@ class LibcloudStore(ObjectStore):
             key=obj.name,
             size=int(obj.size or 0),
             etag=(obj.hash or extra.get("etag") or "").strip('"') or None,
-            last_modified=_http_date(modified) if isinstance(modified, str) else None,
+            last_modified=http_date(modified) if isinstance(modified, str) else None,
             meta=meta,
         )
 

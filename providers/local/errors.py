@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
-from collections.abc import Iterator
 
-from failover.errors import AuthError, FailoverError, InvalidRequest, NotFound, ProviderError, Transient
+from failover.errors import AuthError, InvalidRequest, NotFound, ProviderError, Transient, converter
 
 __all__ = ["converted", "translate"]
 
@@ -28,11 +26,5 @@ def translate(exc: OSError, *, operation: str = "", target: str = "") -> Provide
     return ProviderError(message, operation=operation, target=target)
 
 
-@contextlib.contextmanager
-def converted(operation: str, target: str = "") -> Iterator[None]:
-    try:
-        yield
-    except FailoverError:
-        raise
-    except OSError as exc:
-        raise translate(exc, operation=operation, target=target) from exc
+converted = converter((OSError,), translate)
+"""Wrap every filesystem call: ``with converted("put", target): ...``."""

@@ -3,10 +3,9 @@ exception types; every call into boto3 goes through :func:`converted`."""
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import botocore.exceptions as bx
@@ -25,6 +24,7 @@ from failover.errors import (
     Throttled,
     Timeout,
     Transient,
+    converter,
 )
 
 __all__ = ["BucketOwnedByYou", "classify", "converted", "translate"]
@@ -179,12 +179,5 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
     raise exc
 
 
-@contextlib.contextmanager
-def converted(operation: str, target: str = "") -> Iterator[None]:
-    """Run a boto3 call, re-raising SDK exceptions as failover errors (the original is chained)."""
-    try:
-        yield
-    except FailoverError:
-        raise
-    except (bx.BotoCoreError, bx.ClientError, ux.HTTPError, ConnectionError) as exc:
-        raise translate(exc, operation=operation, target=target) from exc
+converted = converter((bx.BotoCoreError, bx.ClientError, ux.HTTPError, ConnectionError), translate)
+"""Wrap every boto3 call: ``with converted("put", target): ...``."""

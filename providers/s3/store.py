@@ -19,7 +19,7 @@ from botocore.config import Config
 from failover.capabilities import Capability, StoreCapabilities
 from failover.config import ServiceSpec
 from failover.errors import AuthError, IntegrityError, InvalidRequest, ListingIncomplete, NotFound
-from failover.headermeta import decode_value, encode_value
+from failover.headermeta import decode_value, encode_value, http_date
 from failover.storage import ObjectStore, RawBody
 from failover.types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
@@ -76,15 +76,6 @@ _META_HEADERS = {
 }
 
 
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
-
-
 def meta_to_headers(meta: ObjectMeta) -> dict[str, str]:
     headers = {header: getattr(meta, field) for field, header in _META_HEADERS.items() if getattr(meta, field)}
     if meta.expires is not None:
@@ -100,13 +91,13 @@ def meta_to_headers(meta: ObjectMeta) -> dict[str, str]:
 def meta_from_headers(headers: Mapping[str, str]) -> ObjectMeta:
     return ObjectMeta(
         **{field: headers.get(header) or None for field, header in _META_HEADERS.items()},
-        expires=_http_date(headers.get("expires")),
+        expires=http_date(headers.get("expires")),
         user={name: decode_value(value) for name, value in user_metadata(headers).items()},
     )
 
 
 def meta_from_response(response: Mapping[str, Any]) -> ObjectMeta:
-    expires = _http_date(response.get("ExpiresString"))
+    expires = http_date(response.get("ExpiresString"))
     if expires is None and isinstance(response.get("Expires"), datetime):
         expires = response["Expires"].astimezone(UTC)
     return ObjectMeta(
@@ -438,7 +429,7 @@ class S3Store(ObjectStore):
             key=key,
             size=total,
             etag=_etag(found.get("etag")),
-            last_modified=_http_date(found.get("last-modified")),
+            last_modified=http_date(found.get("last-modified")),
             meta=meta_from_headers(found),
             tag_count=tag_count,
         )
