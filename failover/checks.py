@@ -6,13 +6,15 @@ from __future__ import annotations
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import Providers
-from .connect import open_store
+from .connect import open_account, open_compute, open_store
 from .errors import AuthError, ConfigError, ConnectionLost, FailoverError, Timeout
 from .secrets import redact
+from .storage import ObjectStore
 
 __all__ = ["ServiceCheck", "check_providers"]
 
@@ -50,19 +52,44 @@ def _tcp_reachable(endpoint: str, timeout: float = 3.0) -> tuple[bool, str | Non
         return False, f"cannot connect to {host}:{port}: {exc.strerror or exc}"
 
 
-def _check_storage(providers: Providers, name: str, check: ServiceCheck) -> None:
+@dataclass(frozen=True)
+class _Probe:
+    """How to check one kind of service: open its adapter, read what it declares, and make one
+    cheap authenticated call that says what it sees."""
+
+    open: Callable[[Providers, str], Any]
+    declared: Callable[[Any], dict[str, Any] | None]
+    call: Callable[[Any], str]
+
+
+def _list_buckets(store: ObjectStore) -> str:
+    store.retry = type(store.retry)(max_attempts=2)  # a check answers quickly; the error says why
+    return f"{len(store.list_buckets())} bucket(s) visible"
+
+
+_PROBES = {
+    "storage": _Probe(open_store, lambda store: store.capabilities.describe(), _list_buckets),
+    "compute": _Probe(
+        open_compute,
+        lambda compute: compute.capabilities.describe(),
+        lambda compute: f"{len(compute.list_instances())} instance(s) visible",
+    ),
+    "account": _Probe(open_account, lambda account: None, lambda account: f"identity {account.identity()}"),
+}
+
+
+def _check_service(providers: Providers, name: str, check: ServiceCheck) -> None:
+    probe = _PROBES[check.service]
     try:
-        store = open_store(providers, name)
+        adapter = probe.open(providers, name)
     except ConfigError as exc:
         check.error = exc.message
         return
     try:
-        check.capabilities = store.capabilities.describe()
-        store.retry = type(store.retry)(max_attempts=2)
-        buckets = store.list_buckets()
+        check.capabilities = probe.declared(adapter)
+        check.notes.append(probe.call(adapter))
         check.reachable = True if check.reachable is None else check.reachable
         check.authorised = True
-        check.notes.append(f"{len(buckets)} bucket(s) visible")
     except AuthError as exc:
         check.reachable = True
         check.authorised = False
@@ -73,10 +100,7 @@ def _check_storage(providers: Providers, name: str, check: ServiceCheck) -> None
     except FailoverError as exc:
         check.error = str(exc)
     finally:
-        store.close()
-
-
-_CHECKS = {"storage": _check_storage}
+        adapter.close()
 
 
 def check_providers(providers: Providers, names: list[str] | None = None) -> list[ServiceCheck]:
@@ -95,7 +119,7 @@ def check_providers(providers: Providers, names: list[str] | None = None) -> lis
             if spec.endpoint:
                 check.reachable, check.error = _tcp_reachable(spec.endpoint)
             if check.reachable is not False:
-                _CHECKS[service](providers, name, check)
+                _check_service(providers, name, check)
             check.error = redact(check.error) if check.error else None
             check.seconds = round(time.monotonic() - started, 3)
             results.append(check)

@@ -138,6 +138,7 @@ class ProviderConfig(_Strict):
     storage: ServiceConfig | None = None
     compute: ServiceConfig | None = None
     dns: ServiceConfig | None = None
+    account: ServiceConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -158,7 +159,9 @@ class ProviderConfig(_Strict):
     @model_validator(mode="after")
     def _has_a_service(self) -> ProviderConfig:
         if not any(getattr(self, service) for service in SERVICES):
-            raise ValueError("a provider needs at least one service: storage, compute or dns (or a top-level type)")
+            raise ValueError(
+                "a provider needs at least one service: storage, compute, dns or account (or a top-level type)"
+            )
         return self
 
 
@@ -298,7 +301,9 @@ class Providers:
         except ValidationError as exc:
             details = "; ".join(validation_messages(exc, self.loaded, ("providers", name, service, "options")))
             raise ConfigError(f"{where}.options: {details}") from None
-        endpoint = block.endpoint or provider.endpoint
+        if block.endpoint and not entry.remote:
+            raise ConfigError(f"{where}: a {block.type} {service} service takes no endpoint", hint="remove it")
+        endpoint = (block.endpoint or provider.endpoint) if entry.remote else None
         allow_http = block.allow_plain_http or provider.allow_plain_http
         if endpoint:
             check_endpoint(endpoint, allow_plain_http=allow_http, where=where)

@@ -6,11 +6,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, cast
 
+from .compute import Compute
 from .config import Providers
 from .registry import load_adapter
 from .storage import ObjectStore
 
-__all__ = ["open_store", "same_store"]
+__all__ = ["open_account", "open_compute", "open_store", "same_store"]
 
 
 def same_store(providers: Providers, first: str, second: str) -> bool:
@@ -37,3 +38,15 @@ def open_store(providers: Providers, name: str, *, option_overrides: Mapping[str
         spec = dataclasses.replace(spec, options=options)
     adapter = load_adapter("storage", spec.type)
     return cast(ObjectStore, adapter.from_spec(spec))
+
+
+def open_compute(providers: Providers, name: str) -> Compute:
+    """The compute adapter of provider ``name``."""
+    spec = providers.spec(name, "compute")
+    return cast(Compute, load_adapter("compute", spec.type).from_spec(spec))
+
+
+def open_account(providers: Providers, name: str) -> Any:
+    """The account inspector of provider ``name`` (see failover.inventory)."""
+    spec = providers.spec(name, "account")
+    return load_adapter("account", spec.type).from_spec(spec)

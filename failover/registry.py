@@ -26,7 +26,8 @@ __all__ = [
     "types_for",
 ]
 
-SERVICES = ("storage", "compute", "dns")
+SERVICES = ("storage", "compute", "dns", "account")
+"""What a provider can offer. ``account`` is read-only: an inventory of the provider's services."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class AdapterEntry:
     """``module:Model`` of its options; light to import (no SDK), so config validation stays fast."""
     summary: str
     install_hint: str | None = None
+    remote: bool = True
+    """False for adapters that work on this machine: they take no endpoint, and a provider-level
+    endpoint (meant for its other services) does not apply to them."""
 
 
 _BUILTIN = [
@@ -62,6 +66,36 @@ _BUILTIN = [
         "failover.providers.local.store:LocalStore",
         "failover.providers.local.options:LocalStoreOptions",
         "a directory of buckets on this machine",
+        remote=False,
+    ),
+    AdapterEntry(
+        "compute",
+        "ec2",
+        "failover.providers.aws.compute:Ec2Compute",
+        "failover.providers.aws.options:AwsOptions",
+        "Amazon EC2 (and LocalStack) through boto3",
+    ),
+    AdapterEntry(
+        "compute",
+        "libcloud",
+        "failover.providers.libcloud.compute:LibcloudCompute",
+        "failover.providers.libcloud.options:LibcloudComputeOptions",
+        "any libcloud compute driver: EC2, OpenStack, DigitalOcean, Linode, GCE, Azure",
+    ),
+    AdapterEntry(
+        "compute",
+        "local",
+        "failover.providers.local.compute:LocalCompute",
+        "failover.providers.local.options:LocalComputeOptions",
+        "processes on this machine, one loopback address each",
+        remote=False,
+    ),
+    AdapterEntry(
+        "account",
+        "aws",
+        "failover.providers.aws.account:AwsAccount",
+        "failover.providers.aws.options:AwsOptions",
+        "an AWS account's services, for the inventory (Lambda, DynamoDB, SQS, Route53, ...)",
     ),
 ]
 

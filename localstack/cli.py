@@ -97,22 +97,27 @@ def env(app: App) -> int:
 @lab.command()
 @pass_app
 def seed(app: App) -> int:
-    """Put a small reference platform on the lab's aws side: user media with real metadata and tags
-    in the buckets 'media' and 'backups'. Idempotent."""
+    """Put a small reference platform on the lab's aws side (LocalStack): user media with real
+    metadata and tags in the buckets 'media' and 'backups'; a fleet of EC2 instances whose user-data
+    starts the social web app; and services with no portable equivalent (Lambda, SQS, SNS, Secrets
+    Manager). Idempotent."""
     from failover.config import load_providers
     from failover.connect import open_store
 
+    from .platform import seed_fleet
     from .seed import seed_media
 
     info = Lab().info()
     os.environ.update(info.env())
     with open_store(load_providers(info.providers_file), "aws") as store:
         objects = seed_media(store)
+    fleet = seed_fleet(info.servers["localstack"])
+    size = sum(len(o.body) for o in objects)
     if app.json:
-        app.emit_json({"objects": len(objects), "bytes": sum(len(o.body) for o in objects)})
+        app.emit_json({"objects": len(objects), "bytes": size, "instances": fleet["instances"]})
     else:
         buckets = ", ".join(sorted({o.bucket for o in objects}))
-        app.say(
-            f"seeded {len(objects)} objects ({sum(len(o.body) for o in objects) / 2**20:.1f} MiB) in {buckets} on aws"
-        )
+        app.say(f"seeded {len(objects)} objects ({size / 2**20:.1f} MiB) in {buckets} on aws")
+        state = "created" if fleet["created"] else "already there"
+        app.say(f"seeded {fleet['instances']} instances ({state}) and the services around them on aws")
     return 0

@@ -9,18 +9,18 @@ stops only servers that ``up`` started, recognised by pid and command line.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from failover.registry import declared_storage_capabilities
+from failover.filelock import exclusive_lock
+from failover.registry import declared_storage_capabilities, load_adapter, load_options_model
 
 from . import process
 from .servers import LabError, LocalStackServer, S3Server, Server, ServerState
@@ -85,19 +85,14 @@ class Lab:
         self.root = (root or default_lab_dir()).resolve()
         self.state_path = self.root / "state.json"
         self.providers_path = self.root / "providers.yaml"
+        self.instances_root = self.root / "instances"
+        """Where the onprem side's local compute keeps its instances (processes on 127.0.0.x)."""
         self.servers: list[Server] = [LocalStackServer(self.root), S3Server(self.root)]
 
     # -- state -------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(self.root / "lock")
 
     def _load(self) -> dict[str, ServerState]:
         try:
@@ -174,8 +169,12 @@ class Lab:
             return LabInfo(self.root, self.providers_path, states, dict.fromkeys(states, True))
 
     def down(self, progress: Callable[[str], None] = lambda message: None) -> list[str]:
-        """Stop what ``up`` started. External servers are left alone. Data stays on disk."""
+        """Stop what ``up`` started, and the onprem side's running instances (they are part of the
+        lab's self-hosted cloud). External servers are left alone. Data stays on disk."""
         stopped = []
+        stopped_instances = self._stop_instances()
+        if stopped_instances:
+            progress(f"onprem compute: stopped {len(stopped_instances)} local instance(s)")
         with self._locked():
             states = self._load()
             servers = {server.name: server for server in self.servers}
@@ -189,6 +188,14 @@ class Lab:
                     states.pop(name)
             self._save(states)
         return stopped
+
+    def _stop_instances(self) -> list[str]:
+        if not self.instances_root.is_dir():
+            return []
+        compute = load_adapter("compute", "local")(
+            "onprem", load_options_model("compute", "local").model_validate({"root": str(self.instances_root)})
+        )
+        return list(compute.stop_all())
 
     def status(self) -> LabInfo:
         states = self._load()
@@ -229,6 +236,15 @@ class Lab:
                     "endpoint": aws.endpoint,
                     "credentials": {"key_env": aws_key, "secret_env": aws_secret},
                     "storage": {"type": "s3", "options": {"vendor": "localstack"}},
+                    "compute": {"type": "ec2"},
+                    "account": {"type": "aws"},
+                },
+                "aws-west": {
+                    "description": "LocalStack's us-west-2 region through libcloud's EC2 driver",
+                    "region": "us-west-2",
+                    "endpoint": aws.endpoint,
+                    "credentials": {"key_env": aws_key, "secret_env": aws_secret},
+                    "compute": {"type": "libcloud", "options": {"driver": "ec2"}},
                 },
                 "onprem": {
                     "description": f"{onprem.kind} {onprem.version} at {onprem.endpoint} (the self-hosted side)",
@@ -236,6 +252,10 @@ class Lab:
                     "endpoint": onprem.endpoint,
                     "credentials": {"key_env": onprem_key, "secret_env": onprem_secret},
                     "storage": {"type": "s3", "options": {"vendor": vendor}},
+                    "compute": {
+                        "type": "local",
+                        "options": {"root": str(self.instances_root), "create_root": True},
+                    },
                 },
                 "onprem-libcloud": {
                     "description": f"the same {onprem.kind} server through libcloud's MinIO driver",

@@ -5,7 +5,6 @@ files, or an already-running server named by an environment variable (then never
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from failover.errors import FailoverError
+from failover.filelock import exclusive_lock
 from failover.registry import load_adapter, load_options_model
 from failover.retry import NO_RETRY
 from failover.storage import ObjectStore
@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 LOCALSTACK_VERSION = "2026.3.0"
-LOCALSTACK_SERVICES = "s3,ec2,route53,sts,iam,sqs,dynamodb,lambda,sns,kinesis,secretsmanager,cloudformation"
+LOCALSTACK_SERVICES = "s3,ec2,route53,sts,iam,sqs,lambda,sns,kinesis,secretsmanager,cloudformation"
+# DynamoDB is left out: LocalStack fetches DynamoDB Local (a Java program) from the internet at first use.
 
 ENV_LOCALSTACK = "FAILOVER_LAB_LOCALSTACK_ENDPOINT"
 ENV_MINIO = "FAILOVER_LAB_MINIO_ENDPOINT"
@@ -172,14 +173,12 @@ class _Installer:
 
     # Two labs sharing a cache must not install into the same venv at once.
     def __enter__(self) -> _Installer:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.root / ".lock", "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._lock = exclusive_lock(self.root / ".lock")
+        self._lock.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+        self._lock.__exit__(None, None, None)
 
 
 class LocalStackServer:

@@ -41,7 +41,8 @@ def lab() -> Iterator[LabInfo]:
     lab = Lab()
     status = lab.status()
     running = bool(status.servers) and all(status.health.get(name) for name in status.servers)
-    info = status if running and lab.providers_path.exists() else lab.up()
+    # `up` on a running lab only rewrites the providers file, so it always matches this checkout.
+    info = lab.up()
     os.environ.update(info.env())
     os.environ[ENV_SERVER_KIND] = info.servers["onprem-s3"].kind.split()[0]
     yield info
@@ -56,12 +57,14 @@ def lab_providers(lab: LabInfo) -> Providers:
 
 # -- a per-provider summary: passed / skipped by declaration / known divergences --------------------
 
-_outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+_outcomes: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+_SUITES = {"tests/providers/test_storage_": "storage", "tests/providers/test_compute_": "compute"}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     parts = report.nodeid.split("::")
-    if not (parts[0].startswith("tests/providers/test_storage_") and len(parts) > 2):
+    suite = next((name for prefix, name in _SUITES.items() if parts[0].startswith(prefix)), None)
+    if suite is None or len(parts) <= 2:
         return
     cls = parts[1]
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -72,13 +75,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             kind = "skipped by declaration" if "declared:" in reason else "skipped OTHERWISE"
         else:
             kind = report.outcome
-        _outcomes[cls][kind] += 1
+        _outcomes[suite][cls][kind] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _outcomes:
-        return
-    terminalreporter.section("storage conformance per provider")
-    for cls, counts in sorted(_outcomes.items()):
-        parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
-        terminalreporter.write_line(f"{cls}: {parts}")
+    for suite, classes in sorted(_outcomes.items()):
+        terminalreporter.section(f"{suite} conformance per provider")
+        for cls, counts in sorted(classes.items()):
+            parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+            terminalreporter.write_line(f"{cls}: {parts}")

@@ -45,18 +45,24 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def raw_s3(lab: LabInfo, provider: str) -> Any:
-    """A boto3 S3 client for a lab provider, configured from the lab's providers file."""
+def raw_client(lab: LabInfo, provider: str, service: str) -> Any:
+    """A plain boto3 client for a lab provider's endpoint, region and credentials, configured from
+    the lab's providers file."""
     document = yaml.safe_load(lab.providers_file.read_text())["providers"][provider]
     creds = document["credentials"]
     return boto3.client(
-        "s3",
+        service,
         endpoint_url=document["endpoint"],
         aws_access_key_id=os.environ[creds["key_env"]],
         aws_secret_access_key=os.environ[creds["secret_env"]],
-        region_name="us-east-1",
+        region_name=document.get("region") or "us-east-1",
         config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required"),
     )
+
+
+def raw_s3(lab: LabInfo, provider: str) -> Any:
+    """A boto3 S3 client for a lab provider."""
+    return raw_client(lab, provider, "s3")
 
 
 def all_objects(client: Any, bucket: str) -> dict[str, dict[str, Any]]:

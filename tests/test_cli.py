@@ -31,14 +31,21 @@ def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
     checks = {(c["provider"], c["service"]): c for c in json.loads(result.stdout)}
     assert set(checks) == {
         ("aws", "storage"),
+        ("aws", "compute"),
+        ("aws", "account"),
+        ("aws-west", "compute"),
         ("onprem", "storage"),
+        ("onprem", "compute"),
         ("onprem-libcloud", "storage"),
         ("disk", "storage"),
     }
     for check in checks.values():
         assert check["ok"] and check["authorised"], check
-        assert "operations" in check["capabilities"]
+    for service in ("storage", "compute"):
+        assert all("operations" in c["capabilities"] for (_, s), c in checks.items() if s == service)
     assert "multipart" in checks[("aws", "storage")]["capabilities"]["operations"]
+    assert "user_data" in checks[("aws-west", "compute")]["capabilities"]["operations"]
+    assert "000000000000" in checks[("aws", "account")]["notes"][0], "LocalStack's account id"
 
 
 def test_wrong_secret_is_reported_as_not_authorised_without_leaking_it(lab: LabInfo) -> None:
@@ -63,7 +70,7 @@ def test_unknown_provider_and_bad_location(lab: LabInfo) -> None:
     result = failover("ls", "nowhere:bucket")
     assert result.returncode == 2
     assert "unknown provider 'nowhere'" in result.stderr
-    assert "known providers: aws, disk, onprem, onprem-libcloud" in result.stderr
+    assert "known providers: aws, aws-west, disk, onprem, onprem-libcloud" in result.stderr
     result = failover("ls", "onprem")
     assert result.returncode == 2
     assert "PROVIDER:BUCKET" in result.stderr
@@ -100,6 +107,7 @@ def test_lab_env_exports_and_json(lab: LabInfo) -> None:
     assert "export FAILOVER_PROVIDERS=" in exports
     assert "export FAILOVER_LAB_ONPREM_SECRET_ACCESS_KEY=" in exports
     data = json.loads(failover("--json", "lab", "env", check=True).stdout)
+    assert json.loads(failover("lab", "env", "--json", check=True).stdout) == data, "--json may follow the command"
     assert data["servers"]["onprem-s3"]["endpoint"].startswith("http://127.0.0.1:")
     assert data["servers"]["onprem-s3"]["secret_access_key"]
     assert data["env"]["FAILOVER_PROVIDERS"] == str(lab.providers_file)

@@ -20,6 +20,7 @@ from ..errors import FailoverError
 from ..secrets import redact
 from .app import App, setup_logging
 from .browse import ls
+from .compute import inventory, rehost
 from .providers import providers
 from .sync import sync, verify
 
@@ -29,7 +30,20 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Cli(click.Group):
+    """The root group. Its flags may also follow the command (``failover inventory aws --json``):
+    people type them at the end, and scripts append them."""
+
+    FLAGS_ANYWHERE = frozenset({"--json", "-q", "--quiet", "--debug"})
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        head, tail = args[:end], args[end:]
+        flags = [a for a in head if a in self.FLAGS_ANYWHERE]
+        return super().parse_args(ctx, flags + [a for a in head if a not in self.FLAGS_ANYWHERE] + tail)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="failover")
 @click.option(
     "--providers",
@@ -46,7 +60,9 @@ EXIT_INTERRUPTED = 130
 def cli(
     ctx: click.Context, providers_path: Path | None, json_output: bool, quiet: bool, debug: bool, log_file: Path | None
 ) -> None:
-    """failover: get off a hosting provider fast, verified and resumable, and stay able to leave."""
+    """failover: get off a hosting provider fast, verified and resumable, and stay able to leave.
+
+    --json, -q and --debug may also follow the command."""
     setup_logging(debug, log_file)
     ctx.obj = App(providers_path=providers_path, json=json_output, quiet=quiet, debug=debug)
 
@@ -62,6 +78,8 @@ cli.add_command(providers)
 cli.add_command(ls)
 cli.add_command(sync)
 cli.add_command(verify)
+cli.add_command(inventory)
+cli.add_command(rehost)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:

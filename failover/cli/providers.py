@@ -61,7 +61,8 @@ def check(app: App, names: tuple[str, ...]) -> int:
             )
             if r.capabilities:
                 app.say(f"       capabilities: {', '.join(r.capabilities['operations']) or 'core only'}")
-                app.say(f"       metadata: {', '.join(r.capabilities['metadata'])}")
+                if "metadata" in r.capabilities:
+                    app.say(f"       metadata: {', '.join(r.capabilities['metadata'])}")
             if r.error:
                 app.say(f"       error: {r.error}", style="red")
     return 0 if all(r.ok for r in results) else 3

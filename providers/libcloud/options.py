@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from failover.capabilities import Capability
 
-__all__ = ["LibcloudStorageOptions"]
+__all__ = ["LibcloudComputeOptions", "LibcloudStorageOptions"]
 
 
 class LibcloudStorageOptions(BaseModel):
@@ -23,3 +23,11 @@ class LibcloudStorageOptions(BaseModel):
     )
     without: tuple[Capability, ...] = Field(default=(), description="capabilities the server behind the driver lacks")
     max_key_segment_bytes: int | None = Field(default=None, ge=1, description="the server's path-segment limit")
+
+
+class LibcloudComputeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    driver: str = Field(description="libcloud compute driver: ec2, openstack, digitalocean, linode, gce, azure_arm")
+    driver_args: dict[str, Any] = Field(default_factory=dict, description="extra non-secret constructor arguments")
+    location: str | None = Field(default=None, description="location id for drivers without regions")

@@ -117,3 +117,24 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
 def test_a_provider_needs_a_service(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least one service"):
         load_providers(write(tmp_path, "providers:\n  empty: {region: us-east-1}\n"))
+
+
+def test_local_services_ignore_the_providers_endpoint_and_refuse_their_own(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+version: 1
+providers:
+  onprem:
+    endpoint: http://127.0.0.1:8333
+    storage: {type: s3}
+    compute: {type: local, options: {root: /srv/instances}}
+  wrong:
+    compute: {type: local, endpoint: http://127.0.0.1:1, options: {root: /srv/instances}}
+""",
+    )
+    providers = load_providers(path)
+    assert providers.spec("onprem", "storage").endpoint == "http://127.0.0.1:8333"
+    assert providers.spec("onprem", "compute").endpoint is None
+    with pytest.raises(ConfigError, match="takes no endpoint"):
+        providers.spec("wrong", "compute")

@@ -21,3 +21,47 @@ def test_compose_file_binds_loopback_only() -> None:
     for service in compose["services"].values():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), port
+
+
+def test_adapter_data_files_load() -> None:
+    from failover.providers.aws.compute import catalog_data
+    from failover.providers.libcloud.compute import compute_profiles
+    from failover.providers.libcloud.storage import driver_profiles
+    from failover.providers.s3.vendors import vendor_names, vendor_profile
+
+    assert len(catalog_data().sizes) > 10
+    assert {"ec2", "openstack", "digitalocean", "gce", "azure_arm", "linode"} <= set(compute_profiles())
+    assert compute_profiles()["ec2"].tested
+    # libcloud spells user-data differently per driver; the profiles keep that out of the code.
+    spellings = {name: p.create.user_data for name, p in compute_profiles().items() if p.create.user_data}
+    assert spellings["ec2"] == "ex_userdata"
+    assert spellings["digitalocean"] == "ex_user_data"
+    assert spellings["azure_arm"] == "ex_customdata"
+    assert spellings["gce"] == "ex_metadata.startup-script"
+    assert "minio" in driver_profiles()
+    for vendor in vendor_names():
+        vendor_profile(vendor).capabilities()
+
+
+def test_ec2_instances_report_what_is_not_portable() -> None:
+    """The adapter's own conversion of a DescribeInstances item (no server involved)."""
+    from failover.providers.aws.compute import Ec2Compute
+    from failover.providers.aws.options import AwsOptions
+
+    from failover.compute import InstanceState
+
+    compute = Ec2Compute("aws", client=None, options=AwsOptions())
+    item = {
+        "InstanceId": "i-1",
+        "State": {"Name": "running"},
+        "InstanceType": "t3.small",
+        "ImageId": "ami-1",
+        "Tags": [{"Key": "Name", "Value": "web-1"}],
+        "IamInstanceProfile": {"Arn": "arn:aws:iam::1:instance-profile/app"},
+        "Placement": {"GroupName": "cluster-1"},
+    }
+    instance = compute._to_instance(item, {})
+    assert instance.state is InstanceState.RUNNING
+    assert instance.name == "web-1"
+    assert any("IAM instance profile" in note for note in instance.not_portable)
+    assert any("placement group" in note for note in instance.not_portable)

@@ -1,0 +1,22 @@
+"""Rehosting a fleet from one provider to another: plan (translation table), apply, health, rollback."""
+
+from .engine import RehostReport, apply_plan, check_health, rollback
+from .mapping import Translation, choose_image, choose_size, translate
+from .plan import FLEET_TAG, HEALTH_TAG, SOURCE_TAG, PlannedInstance, RehostPlan, plan_rehost
+
+__all__ = [
+    "FLEET_TAG",
+    "HEALTH_TAG",
+    "SOURCE_TAG",
+    "PlannedInstance",
+    "RehostPlan",
+    "RehostReport",
+    "Translation",
+    "apply_plan",
+    "check_health",
+    "choose_image",
+    "choose_size",
+    "plan_rehost",
+    "rollback",
+    "translate",
+]
