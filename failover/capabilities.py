@@ -11,14 +11,49 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, NotSupported, ProviderError
 from .types import MetaField
 
 __all__ = ["GIB", "KEY_SHAPES", "MIB", "Capability", "StoreCapabilities", "StoreLimits", "key_shapes"]
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+@dataclass(frozen=True)
+class Declared(Generic[E]):
+    """The operations an adapter of a non-storage service declares (compute, DNS)."""
+
+    operations: frozenset[E]
+
+    def __contains__(self, capability: object) -> bool:
+        return capability in self.operations
+
+    def describe(self) -> dict[str, object]:
+        return {"operations": sorted(c.value for c in self.operations)}
+
+
+class DeclaringService(Generic[E]):
+    """What the compute and DNS interfaces share: a provider name, the operations it declares,
+    undeclared operations refused, and errors named after the provider and the operation."""
+
+    def __init__(self, name: str, capabilities: Declared[E]) -> None:
+        self.name = name
+        self.capabilities = capabilities
+
+    def _require(self, capability: E, operation: str) -> None:
+        if capability not in self.capabilities:
+            raise NotSupported(capability.value, provider=self.name, operation=operation)
+
+    def _named(self, error: ProviderError, operation: str) -> ProviderError:
+        error.provider = error.provider or self.name
+        error.operation = error.operation or operation
+        return error
 
 
 class Capability(enum.StrEnum):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import Providers
-from .connect import open_account, open_compute, open_store
+from .connect import open_account, open_compute, open_dns, open_store
 from .errors import AuthError, ConfigError, ConnectionLost, FailoverError, Timeout
 from .secrets import redact
 from .storage import ObjectStore
@@ -73,6 +73,11 @@ _PROBES = {
         open_compute,
         lambda compute: compute.capabilities.describe(),
         lambda compute: f"{len(compute.list_instances())} instance(s) visible",
+    ),
+    "dns": _Probe(
+        open_dns,
+        lambda dns: dns.capabilities.describe(),
+        lambda dns: f"{len(dns.list_zones())} zone(s) visible",
     ),
     "account": _Probe(open_account, lambda account: None, lambda account: f"identity {account.identity()}"),
 }

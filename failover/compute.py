@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
+from .capabilities import Declared, DeclaringService
 from .errors import NotFound, NotSupported, ProviderError, Timeout
 
 __all__ = [
@@ -168,32 +169,11 @@ class Catalog:
         return next((i for i in self.images if i.id == image_id), None)
 
 
-@dataclass(frozen=True)
-class ComputeCapabilities:
-    operations: frozenset[ComputeCapability]
-
-    def __contains__(self, capability: object) -> bool:
-        return capability in self.operations
-
-    def describe(self) -> dict[str, object]:
-        return {"operations": sorted(c.value for c in self.operations)}
+ComputeCapabilities = Declared[ComputeCapability]
 
 
-class Compute(abc.ABC):
+class Compute(DeclaringService[ComputeCapability], abc.ABC):
     """Instances of one provider."""
-
-    def __init__(self, name: str, capabilities: ComputeCapabilities) -> None:
-        self.name = name
-        self.capabilities = capabilities
-
-    def _require(self, capability: ComputeCapability, operation: str) -> None:
-        if capability not in self.capabilities:
-            raise NotSupported(capability.value, provider=self.name, operation=operation)
-
-    def _named(self, error: ProviderError, operation: str) -> ProviderError:
-        error.provider = error.provider or self.name
-        error.operation = error.operation or operation
-        return error
 
     # -- the contract ------------------------------------------------------------------------------
 
@@ -300,7 +280,7 @@ class Compute(abc.ABC):
                 )
             time.sleep(interval)
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     def __enter__(self) -> Compute:

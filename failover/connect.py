@@ -8,10 +8,11 @@ from typing import Any, cast
 
 from .compute import Compute
 from .config import Providers
+from .dns import Dns
 from .registry import load_adapter
 from .storage import ObjectStore
 
-__all__ = ["open_account", "open_compute", "open_store", "same_store"]
+__all__ = ["open_account", "open_compute", "open_dns", "open_store", "same_store"]
 
 
 def same_store(providers: Providers, first: str, second: str) -> bool:
@@ -44,6 +45,12 @@ def open_compute(providers: Providers, name: str) -> Compute:
     """The compute adapter of provider ``name``."""
     spec = providers.spec(name, "compute")
     return cast(Compute, load_adapter("compute", spec.type).from_spec(spec))
+
+
+def open_dns(providers: Providers, name: str) -> Dns:
+    """The DNS adapter of provider ``name``."""
+    spec = providers.spec(name, "dns")
+    return cast(Dns, load_adapter("dns", spec.type).from_spec(spec))
 
 
 def open_account(providers: Providers, name: str) -> Any:

@@ -8,10 +8,11 @@ from typing import Any, Protocol
 
 from .compute import Compute, ComputeCapability
 from .config import Providers
-from .connect import open_account, open_compute, open_store
+from .connect import open_account, open_compute, open_dns, open_store
+from .dns import Zone
 from .errors import FailoverError
 
-__all__ = ["AccountInspector", "DnsZone", "Inventory", "NonPortable", "take_inventory"]
+__all__ = ["AccountInspector", "Inventory", "NonPortable", "take_inventory"]
 
 
 @dataclass(frozen=True)
@@ -24,22 +25,11 @@ class NonPortable:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class DnsZone:
-    name: str
-    id: str
-    records: int
-    private: bool = False
-
-
 class AccountInspector(Protocol):
     """What an ``account`` adapter offers (read-only)."""
 
     def non_portable(self) -> tuple[list[NonPortable], list[str]]:
         """Resources of non-portable services, and the services that could not be checked (why)."""
-
-    def dns_zones(self) -> list[DnsZone]:
-        """The account's DNS zones (hosted zones), with their record counts."""
 
     def identity(self) -> str:
         """Who the credentials belong to (account and principal); raises AuthError when refused."""
@@ -52,7 +42,7 @@ class Inventory:
     provider: str
     buckets: list[dict[str, Any]] = field(default_factory=list)
     instances: list[dict[str, Any]] = field(default_factory=list)
-    dns_zones: list[DnsZone] = field(default_factory=list)
+    dns_zones: list[Zone] = field(default_factory=list)
     non_portable: list[NonPortable] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
     """Services or sections that could not be read, with the reason."""
@@ -120,12 +110,17 @@ def take_inventory(providers: Providers, name: str, *, sizes: bool = True) -> In
                 inventory.instances = _instances(compute)
         except FailoverError as error:
             inventory.unchecked.append(f"compute: {error}")
+    if "dns" in services:
+        try:
+            with open_dns(providers, name) as dns:
+                inventory.dns_zones = dns.list_zones()
+        except FailoverError as error:
+            inventory.unchecked.append(f"dns: {error}")
     if "account" in services:
         inspector: AccountInspector = open_account(providers, name)
         try:
             found, unchecked = inspector.non_portable()
             inventory.non_portable, inventory.unchecked = found, inventory.unchecked + unchecked
-            inventory.dns_zones = inspector.dns_zones()
         except FailoverError as error:
             inventory.unchecked.append(f"account: {error}")
         finally:

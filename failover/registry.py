@@ -91,6 +91,27 @@ _BUILTIN = [
         remote=False,
     ),
     AdapterEntry(
+        "dns",
+        "route53",
+        "failover.providers.aws.dns:Route53Dns",
+        "failover.providers.aws.options:Route53Options",
+        "Amazon Route53 (and LocalStack) through boto3",
+    ),
+    AdapterEntry(
+        "dns",
+        "powerdns",
+        "failover.providers.powerdns.dns:PowerDns",
+        "failover.providers.powerdns.options:PowerDnsOptions",
+        "a PowerDNS Authoritative server through its HTTP API",
+    ),
+    AdapterEntry(
+        "dns",
+        "libcloud",
+        "failover.providers.libcloud.dns:LibcloudDns",
+        "failover.providers.libcloud.options:LibcloudDnsOptions",
+        "any libcloud DNS driver: PowerDNS, Route53, DigitalOcean, Cloudflare, Google, Linode",
+    ),
+    AdapterEntry(
         "account",
         "aws",
         "failover.providers.aws.account:AwsAccount",

@@ -104,20 +104,31 @@ def seed(app: App) -> int:
     from failover.config import load_providers
     from failover.connect import open_store
 
-    from .platform import seed_fleet
-    from .seed import seed_media
+    from .platform import ZONE, seed_fleet, seed_zone
+    from .seed import publish_media, seed_media
 
     info = Lab().info()
     os.environ.update(info.env())
-    with open_store(load_providers(info.providers_file), "aws") as store:
+    providers = load_providers(info.providers_file)
+    with open_store(providers, "aws") as store:
         objects = seed_media(store)
-    fleet = seed_fleet(info.servers["localstack"])
+    media_url = f"{providers.spec('aws', 'storage').endpoint}/media"
+    fleet = seed_fleet(info.servers["localstack"], media_url)
+    zone = seed_zone(info.servers["localstack"])
+    publish_media(info)
     size = sum(len(o.body) for o in objects)
     if app.json:
-        app.emit_json({"objects": len(objects), "bytes": size, "instances": fleet["instances"]})
+        app.emit_json(
+            {"objects": len(objects), "bytes": size, "instances": fleet["instances"], "zone": ZONE, "media": media_url}
+        )
     else:
         buckets = ", ".join(sorted({o.bucket for o in objects}))
         app.say(f"seeded {len(objects)} objects ({size / 2**20:.1f} MiB) in {buckets} on aws")
         state = "created" if fleet["created"] else "already there"
         app.say(f"seeded {fleet['instances']} instances ({state}) and the services around them on aws")
+        if zone["records"] is None:
+            app.say(f"Route53 zone {ZONE}: already there, left as it is")
+        else:
+            app.say(f"seeded Route53 zone {ZONE}: {zone['records']} record sets, www -> {', '.join(zone['web'])}")
+        app.say("media is public-read on aws, and on onprem in a bucket made ready as the new team would")
     return 0

@@ -1,43 +1,49 @@
 #!/usr/bin/env bash
-# The README's main command (`make demo`): start the embedded lab, check the providers, seed a small
-# platform on the AWS side (LocalStack), copy its media to the self-hosted side (SeaweedFS or MinIO),
-# prove it arrived, take stock of the account, and rebuild its web fleet on the self-hosted side.
+# The README's main command (`make demo`): start the embedded lab, seed a small social network on
+# the AWS side (LocalStack: media in S3, an EC2 fleet running the app, a Route53 zone, services with
+# no portable equivalent), evacuate it to the self-hosted side (an S3-compatible server, local
+# instances, PowerDNS) with playbooks/evacuate-aws.yaml, and show what users get afterwards.
 set -euo pipefail
 failover=${FAILOVER:-failover}
+python=$(dirname "$(command -v "$failover")")/python
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/8 start the lab (LocalStack + an S3-compatible server, no Docker)"
+step "1/6 start the lab: LocalStack, an S3-compatible server, PowerDNS (no Docker)"
 "$failover" lab up
 eval "$("$failover" lab env)"
-export FAILOVER_STATE_DIR="$FAILOVER_LAB_DIR/state"   # sync journals too live in the lab directory
+export FAILOVER_STATE_DIR="$FAILOVER_LAB_DIR/state"   # run states and journals live in the lab directory
 "$failover" lab status
 
-step "2/8 check every provider: reachable, authorised, what it can do"
+step "2/6 check every provider: reachable, authorised, what it can do"
 "$failover" providers check
 
-step "3/8 seed the AWS side: user media (real metadata, tags, a multipart-sized video), a fleet, services"
+step "3/6 seed the platform on AWS: user media, the app's fleet, its DNS zone, services around it"
 "$failover" lab seed
 
-step "4/8 plan, then copy aws:media -> onprem:media (digested while streaming, verified on arrival)"
-"$failover" sync aws:media onprem:media --dry-run
-"$failover" sync aws:media onprem:media --report "$FAILOVER_LAB_DIR/demo-sync-report.json"
+step "4/6 the plan (dry run: every provider checked, every step planned, nothing changed)"
+"$failover" run playbooks/evacuate-aws.yaml --dry-run
 
-step "5/8 prove it: re-read both sides and compare bytes and metadata"
-"$failover" verify aws:media onprem:media
+step "5/6 evacuate: failover run playbooks/evacuate-aws.yaml"
+# --yes approves the DNS cutover in advance; max_ttl_wait=5: the lab has no resolvers still holding
+# the old answers, so waiting out the old TTL (300 s) would only make the demo slower.
+"$failover" run playbooks/evacuate-aws.yaml --yes --var max_ttl_wait=5 \
+  --report "$FAILOVER_LAB_DIR/evacuation-report.json"
 
-step "6/8 the bucket on the self-hosted side"
-"$failover" ls onprem:media
+step "6/6 what users get now: the new DNS answers, the app runs there, its media comes from the new store"
+"$failover" dns query onprem www.social.example
+address=$("$failover" --json dns query onprem www.social.example | "$python" -c \
+  'import json, sys; print(json.load(sys.stdin)["answer"][0])')
+"$python" - "$address" <<'PY'
+import json, sys, urllib.request
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+address = sys.argv[1]
+page = json.load(direct.open(f"http://{address}:8080/", timeout=10))
+print(f"GET http://{address}:8080/ -> {page}")
+with direct.open(f"http://{address}:8080/media/avatars/user000.png", timeout=10) as image:
+    body = image.read()
+print(f"GET http://{address}:8080/media/avatars/user000.png -> {image.status} {image.headers['Content-Type']}, "
+      f"{len(body)} bytes, fetched by the app from {page['media']}")
+PY
 echo
-echo "A second sync copies nothing (incremental):"
-"$failover" sync aws:media onprem:media
-
-step "7/8 what the AWS account holds, and what has no portable equivalent"
-"$failover" inventory aws
-
-step "8/8 rebuild the web fleet on the self-hosted side (local processes), then health-check it"
-"$failover" rehost aws onprem --select app=social --select role=web
-address=$("$failover" --json rehost aws onprem --select app=social --select role=web | python3 -c \
-  'import json, sys; print(json.load(sys.stdin)["results"][0]["address"])')
-echo "GET http://$address:8080/ -> $(python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "http://$address:8080/")"
-echo
-echo "Report: $FAILOVER_LAB_DIR/demo-sync-report.json    Stop the lab (and the fleet): make lab-down"
+echo "Report: $FAILOVER_LAB_DIR/evacuation-report.json"
+echo "Undo it: failover run playbooks/evacuate-aws.yaml --var max_ttl_wait=5 --rollback    Stop the lab: make lab-down"

@@ -23,17 +23,18 @@ from failover.filelock import exclusive_lock
 from failover.registry import declared_storage_capabilities, load_adapter, load_options_model
 
 from . import process
-from .servers import LabError, LocalStackServer, S3Server, Server, ServerState
+from .servers import LabError, LocalStackServer, PowerDnsServer, S3Server, Server, ServerState
 
 __all__ = ["Lab", "LabInfo", "default_lab_dir"]
 
 ENV_LAB_DIR = "FAILOVER_LAB_DIR"
-READY_TIMEOUT = {"localstack": 180.0, "onprem-s3": 90.0}
+READY_TIMEOUT = {"localstack": 180.0, "onprem-s3": 90.0, "onprem-dns": 30.0}
 
-# Which lab server backs which provider, and the variables carrying its credentials.
-_CREDENTIAL_ENV = {
+# Which lab server backs which provider, and the variables carrying its credentials (key, secret).
+_CREDENTIAL_ENV: dict[str, tuple[str | None, str]] = {
     "localstack": ("FAILOVER_LAB_AWS_ACCESS_KEY_ID", "FAILOVER_LAB_AWS_SECRET_ACCESS_KEY"),
     "onprem-s3": ("FAILOVER_LAB_ONPREM_ACCESS_KEY_ID", "FAILOVER_LAB_ONPREM_SECRET_ACCESS_KEY"),
+    "onprem-dns": (None, "FAILOVER_LAB_ONPREM_DNS_API_KEY"),
 }
 
 
@@ -58,7 +59,8 @@ class LabInfo:
         for name, (key_var, secret_var) in _CREDENTIAL_ENV.items():
             state = self.servers.get(name)
             if state is not None:
-                env[key_var] = state.access_key_id
+                if key_var:
+                    env[key_var] = state.access_key_id
                 env[secret_var] = state.secret_access_key
         return env
 
@@ -87,7 +89,7 @@ class Lab:
         self.providers_path = self.root / "providers.yaml"
         self.instances_root = self.root / "instances"
         """Where the onprem side's local compute keeps its instances (processes on 127.0.0.x)."""
-        self.servers: list[Server] = [LocalStackServer(self.root), S3Server(self.root)]
+        self.servers: list[Server] = [LocalStackServer(self.root), S3Server(self.root), PowerDnsServer(self.root)]
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -225,8 +227,15 @@ class Lab:
         # libcloud's driver declares what S3 can do; subtract what the server behind it cannot.
         driver = declared_storage_capabilities("libcloud", {"driver": "minio"})
         missing = sorted(c.value for c in driver.operations - server.operations)
+        dns = states["onprem-dns"]
         aws_key, aws_secret = _CREDENTIAL_ENV["localstack"]
         onprem_key, onprem_secret = _CREDENTIAL_ENV["onprem-s3"]
+        dns_secret = _CREDENTIAL_ENV["onprem-dns"][1]
+        powerdns = {
+            "endpoint": dns.endpoint,
+            "credentials": {"secret_env": dns_secret},
+            "options": {"nameserver": dns.nameserver} if dns.nameserver else {},
+        }
         document = {
             "version": 1,
             "providers": {
@@ -237,6 +246,7 @@ class Lab:
                     "credentials": {"key_env": aws_key, "secret_env": aws_secret},
                     "storage": {"type": "s3", "options": {"vendor": "localstack"}},
                     "compute": {"type": "ec2"},
+                    "dns": {"type": "route53"},
                     "account": {"type": "aws"},
                 },
                 "aws-west": {
@@ -256,9 +266,10 @@ class Lab:
                         "type": "local",
                         "options": {"root": str(self.instances_root), "create_root": True},
                     },
+                    "dns": {"type": "powerdns", **powerdns},
                 },
                 "onprem-libcloud": {
-                    "description": f"the same {onprem.kind} server through libcloud's MinIO driver",
+                    "description": f"the same {onprem.kind} and {dns.kind} servers through libcloud's drivers",
                     "endpoint": onprem.endpoint,
                     "credentials": {"key_env": onprem_key, "secret_env": onprem_secret},
                     "storage": {
@@ -272,6 +283,11 @@ class Lab:
                                 else {}
                             ),
                         },
+                    },
+                    "dns": {
+                        "type": "libcloud",
+                        **powerdns,
+                        "options": {"driver": "powerdns", **powerdns["options"]},  # type: ignore[dict-item]
                     },
                 },
                 "disk": {

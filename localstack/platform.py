@@ -9,6 +9,7 @@ interfaces deliberately do not model.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -18,10 +19,23 @@ import botocore.exceptions
 
 from .servers import LabError, ServerState
 
-__all__ = ["APP_PORT", "FLEET", "SEED_TAG", "app_user_data", "image_id", "seed_fleet"]
+__all__ = [
+    "APP_PORT",
+    "FLEET",
+    "SEED_TAG",
+    "ZONE",
+    "app_user_data",
+    "image_id",
+    "public_read",
+    "seed_fleet",
+    "seed_zone",
+]
 
 APP_PORT = 8080
 SEED_TAG = "failover:lab-seed"
+ZONE = "social.example"
+"""The platform's DNS zone (Route53 on the aws side)."""
+ZONE_TTL = 300
 
 APP = r"""
 import json, os, urllib.request
@@ -31,6 +45,7 @@ ADDRESS = os.environ.get("INSTANCE_ADDRESS", "0.0.0.0")
 NAME = os.environ.get("INSTANCE_NAME", "social")
 PORT = int(os.environ.get("APP_PORT", "8080"))
 MEDIA_URL = os.environ.get("MEDIA_URL", "").rstrip("/")
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the store is not behind a proxy
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -49,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
                               "application/json")
         if self.path.startswith("/media/") and MEDIA_URL:
             try:
-                with urllib.request.urlopen(MEDIA_URL + "/" + self.path[len("/media/"):], timeout=10) as upstream:
+                with DIRECT.open(MEDIA_URL + "/" + self.path[len("/media/"):], timeout=10) as upstream:
                     kind = upstream.headers.get("Content-Type", "application/octet-stream")
                     return self.reply(200, upstream.read(), kind)
             except urllib.error.HTTPError as error:
@@ -191,6 +206,73 @@ def _seed_fleet(state: ServerState, media_url: str) -> dict[str, Any]:
             ec2.attach_volume(VolumeId=volume["VolumeId"], InstanceId=instance["InstanceId"], Device="/dev/sdf")
     _seed_services(client)
     return {"instances": len(FLEET), "created": True}
+
+
+def public_read(s3: Any, bucket: str) -> None:
+    """Let anyone GET the objects of ``bucket`` (the app serves media to browsers from it)."""
+    statement = {
+        "Sid": "PublicMedia",
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/*"],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+
+
+def _address(instance: dict[str, Any]) -> str:
+    # The address failover's EC2 adapter reports for an instance: public, else private.
+    return str(instance.get("PublicIpAddress") or instance["PrivateIpAddress"])
+
+
+def seed_zone(state: ServerState) -> dict[str, Any]:
+    """The platform's Route53 zone, pointing at the seeded fleet. Idempotent: an existing zone is
+    left as it is (after an evacuation it points elsewhere, and re-seeding must not undo that)."""
+    try:
+        client = _clients(state)
+        ec2, route53 = client("ec2"), client("route53")
+        found = ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{SEED_TAG}", "Values": ["1"]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )
+        roles: dict[str, list[str]] = {}
+        for reservation in found["Reservations"]:
+            for instance in reservation["Instances"]:
+                tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                roles.setdefault(tags.get("role", ""), []).append(_address(instance))
+        web = sorted(roles.get("web", []))
+        zones = route53.list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"]
+        if any(z["Name"].rstrip(".") == ZONE for z in zones):
+            return {"zone": ZONE, "records": None, "web": web}
+        zone_id = route53.create_hosted_zone(Name=ZONE, CallerReference=f"failover-lab-{ZONE}")["HostedZone"]["Id"]
+        records = [
+            (ZONE, "A", web),
+            (f"www.{ZONE}", "A", web),
+            (f"worker.{ZONE}", "A", sorted(roles.get("worker", []))),
+            (f"api.{ZONE}", "CNAME", [f"www.{ZONE}."]),
+            (ZONE, "MX", [f"10 mail.{ZONE}."]),
+            (f"mail.{ZONE}", "A", ["198.51.100.25"]),  # a mail host outside the fleet: copied, not moved
+            (ZONE, "TXT", ['"v=spf1 mx -all"']),
+        ]
+        changes = [
+            {
+                "Action": "UPSERT",
+                "ResourceRecordSet": {
+                    "Name": name,
+                    "Type": kind,
+                    "TTL": ZONE_TTL,
+                    "ResourceRecords": [{"Value": v} for v in values],
+                },
+            }
+            for name, kind, values in records
+            if values
+        ]
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        raise LabError(f"seeding the Route53 zone failed: {error}") from error
+    return {"zone": ZONE, "records": len(changes), "web": web}
 
 
 def _seed_services(client: Any) -> None:

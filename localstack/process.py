@@ -21,24 +21,27 @@ __all__ = ["alive", "free_port", "free_port_pair", "is_free", "matches", "spawn"
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def free_port(avoid: set[int] | None = None) -> int:
-    """A TCP port free on 127.0.0.1 right now."""
+def free_port(avoid: set[int] | None = None, *, udp: bool = False) -> int:
+    """A TCP port free on 127.0.0.1 right now (and the same UDP port, with ``udp``)."""
     avoid = avoid or set()
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port not in avoid:
+        if port not in avoid and (not udp or is_free(port, udp=True)):
             return port
     raise RuntimeError("no free TCP port found on 127.0.0.1")
 
 
-def is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+def is_free(port: int, *, udp: bool = False) -> bool:
+    """True if ``port`` is free on 127.0.0.1 for TCP (and for UDP too, with ``udp``)."""
+    kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,)
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
     return True
 
 

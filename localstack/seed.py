@@ -6,16 +6,24 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import struct
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
 
 from failover.storage import ObjectStore
 from failover.types import ObjectMeta
 
-__all__ = ["MEDIA_BUCKETS", "SeedObject", "media_objects", "seed_media"]
+from .servers import LabError
+
+__all__ = ["MEDIA_BUCKETS", "SeedObject", "media_objects", "publish_media", "seed_media"]
 
 MEDIA_BUCKETS = ("media", "backups")
 MIB = 1024 * 1024
@@ -125,3 +133,29 @@ def seed_media(store: ObjectStore) -> list[SeedObject]:
     for obj in objects:
         store.put(obj.bucket, obj.key, obj.body, meta=obj.meta, tags=obj.tags or None)
     return objects
+
+
+def publish_media(info: Any) -> None:
+    """Make ``media`` public-read on the aws side (browsers load it straight from the store), and
+    get a public-read ``media`` bucket ready on onprem, as the team running the new platform would:
+    bucket policies are not something a copy carries."""
+    from .platform import public_read
+
+    for name in ("localstack", "onprem-s3"):
+        state = info.servers[name]
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=state.endpoint,
+            aws_access_key_id=state.access_key_id,
+            aws_secret_access_key=state.secret_access_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        try:
+            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+                s3.create_bucket(Bucket="media")
+            public_read(s3, "media")
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise LabError(f"making media public on {name} failed: {error}") from error
+        finally:
+            s3.close()

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -29,6 +30,7 @@ from . import process
 __all__ = [
     "LabError",
     "LocalStackServer",
+    "PowerDnsServer",
     "S3Server",
     "Server",
     "ServerState",
@@ -65,6 +67,8 @@ class ServerState:
     access_key_id: str = ""
     secret_access_key: str = ""
     log: str = ""
+    nameserver: str = ""
+    """HOST:PORT where a DNS server answers queries."""
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
@@ -100,8 +104,8 @@ def _http_ok(url: str, timeout: float = 2.0) -> bytes | None:
         return None
 
 
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)  # noqa: S603
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)  # noqa: S603
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()[-15:]
         raise LabError(f"{what} failed (exit {result.returncode}):\n  " + "\n  ".join(output))
@@ -113,6 +117,27 @@ def _data_file(name: str) -> Path:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def reuse_ports(
+    previous: ServerState | None, names: list[str], avoid: set[int], *, offset: int = 0, udp: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """Ports for a server's listeners: the ones it had before where still free, else new free ones.
+    ``offset``: each port's ``port + offset`` must be free too; ``udp``: listeners that also use UDP."""
+    ports: dict[str, int] = {}
+    for name in names:
+        port = previous.ports.get(name, 0) if previous else 0
+        taken = avoid | set(ports.values())
+        udp_too = name in udp
+        if (
+            not port
+            or port in taken
+            or not process.is_free(port, udp=udp_too)
+            or (offset and not process.is_free(port + offset))
+        ):
+            port = process.free_port_pair(offset, taken) if offset else process.free_port(taken, udp=udp_too)
+        ports[name] = port
+    return ports
 
 
 def _find_python313() -> str:
@@ -298,23 +323,6 @@ class S3Server:
             return self._start_minio(previous, avoid, key, secret)
         return self._start_seaweedfs(previous, avoid, key, secret)
 
-    def _reuse_ports(
-        self, previous: ServerState | None, names: list[str], avoid: set[int], offset: int
-    ) -> dict[str, int]:
-        ports: dict[str, int] = {}
-        for name in names:
-            port = previous.ports.get(name, 0) if previous else 0
-            taken = avoid | set(ports.values())
-            if (
-                not port
-                or port in taken
-                or not process.is_free(port)
-                or (offset and not process.is_free(port + offset))
-            ):
-                port = process.free_port_pair(offset, taken) if offset else process.free_port(taken)
-            ports[name] = port
-        return ports
-
     def _start_seaweedfs(self, previous: ServerState | None, avoid: set[int], key: str, secret: str) -> ServerState:
         with _Installer(self.root) as installer:
             venv = installer.venv(
@@ -324,7 +332,7 @@ class S3Server:
         home = self.root / "seaweedfs"
         (home / "data").mkdir(parents=True, exist_ok=True)
         # gRPC listens on every HTTP port + 10000: both must be free.
-        ports = self._reuse_ports(previous, ["master", "volume", "filer", "s3"], avoid, 10000)
+        ports = reuse_ports(previous, ["master", "volume", "filer", "s3"], avoid, offset=10000)
         config = home / "s3.json"
         config.write_text(
             json.dumps(
@@ -373,7 +381,7 @@ class S3Server:
             raise LabError("no minio binary on PATH")
         home = self.root / "minio"
         (home / "data").mkdir(parents=True, exist_ok=True)
-        ports = self._reuse_ports(previous, ["s3", "console"], avoid, 0)
+        ports = reuse_ports(previous, ["s3", "console"], avoid)
         env = {**os.environ, "MINIO_ROOT_USER": key, "MINIO_ROOT_PASSWORD": secret, "MINIO_BROWSER": "off"}
         argv = [minio, "server", str(home / "data"), "--address", f"127.0.0.1:{ports['s3']}"]
         argv += ["--console-address", f"127.0.0.1:{ports['console']}"]
@@ -451,3 +459,158 @@ class S3Server:
     @staticmethod
     def vendor(state: ServerState) -> str:
         return "minio" if state.kind.startswith("minio") else "seaweedfs"
+
+
+POWERDNS_PACKAGES = ("pdns-server", "pdns-backend-sqlite3")
+ENV_POWERDNS_API = "FAILOVER_LAB_POWERDNS_API"
+ENV_POWERDNS_KEY = "FAILOVER_LAB_POWERDNS_API_KEY"
+ENV_POWERDNS_NAMESERVER = "FAILOVER_LAB_POWERDNS_NAMESERVER"
+
+
+@dataclass(frozen=True)
+class _PowerDnsInstall:
+    server: Path
+    module_dir: Path
+    schema: Path
+    library_path: str
+
+
+class PowerDnsServer:
+    """The ``onprem`` DNS server: PowerDNS Authoritative with its SQLite backend and HTTP API, from
+    Debian's packages. The packages are downloaded with apt-get and unpacked into the lab's cache
+    (no root needed, nothing installed system-wide, no service started by a package script), or an
+    external server is named by FAILOVER_LAB_POWERDNS_API (+ _API_KEY, _NAMESERVER)."""
+
+    name = "onprem-dns"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "powerdns"
+
+    def external(self) -> ServerState | None:
+        endpoint = os.environ.get(ENV_POWERDNS_API)
+        if not endpoint:
+            return None
+        return ServerState(
+            name=self.name,
+            kind="powerdns (external)",
+            endpoint=endpoint.rstrip("/"),
+            secret_access_key=os.environ.get(ENV_POWERDNS_KEY, ""),
+            nameserver=os.environ.get(ENV_POWERDNS_NAMESERVER, ""),
+        )
+
+    def install(self) -> _PowerDnsInstall:
+        with _Installer(self.root) as installer:
+            cache = installer.root / "powerdns"
+            marker = cache / ".failover-installed"
+            if not marker.exists():
+                self._unpack(cache)
+                marker.write_text("\n".join(POWERDNS_PACKAGES))
+        unpacked = cache / "root"
+        modules = sorted(unpacked.glob("usr/lib/*/pdns"))
+        if not modules:
+            raise LabError(f"the unpacked PowerDNS packages in {unpacked} hold no backend modules")
+        return _PowerDnsInstall(
+            server=unpacked / "usr" / "sbin" / "pdns_server",
+            module_dir=modules[0],
+            schema=unpacked / "usr" / "share" / "pdns-backend-sqlite3" / "schema" / "schema.sqlite3.sql",
+            library_path=str(modules[0].parent),
+        )
+
+    def _unpack(self, cache: Path) -> None:
+        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+            raise LabError(
+                "PowerDNS comes from Debian's packages, and this machine has no apt-get/dpkg-deb",
+                hint=f"run a PowerDNS server yourself and set {ENV_POWERDNS_API}, {ENV_POWERDNS_KEY} and "
+                f"{ENV_POWERDNS_NAMESERVER}",
+            )
+        debs = cache / "debs"
+        if cache.exists():
+            shutil.rmtree(cache)
+        debs.mkdir(parents=True)
+        # What apt would install here on top of what the machine has: the packages and the
+        # libraries it lacks (the rest of their dependencies are already on the machine).
+        plan = subprocess.run(  # noqa: S603
+            ["apt-get", "-s", "install", "--no-install-recommends", *POWERDNS_PACKAGES],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        packages = [line.split()[1] for line in plan.stdout.splitlines() if line.startswith("Inst ")]
+        if plan.returncode != 0 or not set(POWERDNS_PACKAGES) <= set(packages):
+            raise LabError(
+                "apt-get cannot find PowerDNS's packages: " + (plan.stderr.strip().splitlines() or ["no output"])[-1],
+                hint="refresh the package lists (sudo apt-get update) or set " + ENV_POWERDNS_API,
+            )
+        _run(["apt-get", "download", *packages], "downloading PowerDNS's packages", cwd=debs)
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg-deb", "-x", str(deb), str(cache / "root")], f"unpacking {deb.name}")
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        installed = self.install()
+        self.home.mkdir(parents=True, exist_ok=True)
+        ports = reuse_ports(previous, ["dns", "api"], avoid, udp=("dns",))
+        key = previous.secret_access_key if previous and previous.secret_access_key else secrets.token_urlsafe(24)
+        database = self.home / "pdns.sqlite3"
+        if not database.exists():
+            with sqlite3.connect(database) as connection:
+                connection.executescript(installed.schema.read_text())
+        config = self.home / "pdns.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "launch=gsqlite3",
+                    f"gsqlite3-database={database}",
+                    f"module-dir={installed.module_dir}",
+                    f"local-address=127.0.0.1:{ports['dns']}",
+                    "webserver=yes",
+                    "webserver-address=127.0.0.1",
+                    f"webserver-port={ports['api']}",
+                    "webserver-allow-from=127.0.0.1/32",
+                    "api=yes",
+                    f"api-key={key}",
+                    f"socket-dir={self.home}",
+                    "guardian=no",
+                    "daemon=no",
+                    "disable-syslog=yes",
+                    "write-pid=no",
+                    "security-poll-suffix=",  # no outbound DNS query for security status
+                    "loglevel=4",
+                ]
+            )
+            + "\n"
+        )
+        config.chmod(0o600)
+        env = {**os.environ, "LD_LIBRARY_PATH": installed.library_path}
+        version = subprocess.run(  # noqa: S603
+            [str(installed.server), "--version"], capture_output=True, text=True, env=env, check=False
+        )
+        found = [w for w in (version.stdout + version.stderr).split() if w[:1].isdigit() and "." in w]
+        log = self.home / "powerdns.log"
+        pid = process.spawn([str(installed.server), f"--config-dir={self.home}"], cwd=self.home, env=env, log=log)
+        return ServerState(
+            name=self.name,
+            kind="powerdns",
+            endpoint=f"http://127.0.0.1:{ports['api']}",
+            version=found[0] if found else "",
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            secret_access_key=key,
+            log=str(log),
+            nameserver=f"127.0.0.1:{ports['dns']}",
+        )
+
+    def healthy(self, state: ServerState) -> bool:
+        request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
+            f"{state.endpoint}/api/v1/servers/localhost", headers={"X-API-Key": state.secret_access_key}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def stop(self, state: ServerState) -> None:
+        if state.pid:
+            process.stop(state.pid, timeout=5.0)

@@ -1,86 +1,33 @@
 """What every botocore-based adapter family shares when converting errors: the transport errors
-(connection, timeout, credentials) and classification of service error codes by table. Each family
-(``s3``, ``aws``) keeps its own code table and its own ``errors`` module."""
+(connection, timeout, credentials); service error codes are classified by each family's
+:class:`~failover.providers.http_errors.CodeTable`. Each family (``s3``, ``aws``) keeps its own
+table and its own ``errors`` module."""
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions as bx
 import urllib3.exceptions as ux
 
 from failover.errors import (
-    AlreadyExists,
     AuthError,
     ConfigError,
     ConnectionLost,
     FailoverError,
     IntegrityError,
     InvalidRequest,
-    NotFound,
     ProviderError,
-    Throttled,
     Timeout,
-    Transient,
 )
+
+from .http_errors import CodeTable, retry_after
 
 __all__ = ["KINDS", "CodeTable", "retry_after", "translator"]
 
 KINDS: tuple[type[BaseException], ...] = (bx.BotoCoreError, bx.ClientError, ux.HTTPError, ConnectionError)
 """Exceptions a boto3 call can raise that the family's ``converted`` turns into failover errors."""
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
-
-
-@dataclass(frozen=True)
-class CodeTable:
-    """A service family's error codes, by the failover error they become."""
-
-    not_found: frozenset[str] = frozenset()
-    not_found_suffix: str | None = None
-    """Codes ending like this are NotFound too (EC2: ``InvalidInstanceID.NotFound``)."""
-    auth: frozenset[str] = frozenset()
-    throttled: frozenset[str] = frozenset()
-    transient: frozenset[str] = frozenset()
-    conflict: frozenset[str] = frozenset()
-    integrity: frozenset[str] = frozenset()
-    invalid: frozenset[str] = frozenset()
-    hints: Mapping[str, str] = field(default_factory=dict)
-
-    def classify(
-        self, code: str, status: int, message: str, headers: Mapping[str, str], **common: Any
-    ) -> FailoverError:
-        text = f"{code}: {message}" if message and message != code else code
-        common.update(status=status, hint=self.hints.get(code))
-        suffix = self.not_found_suffix
-        if code in self.not_found or status == 404 or (suffix is not None and code.endswith(suffix)):
-            return NotFound(text, **common)
-        if code in self.throttled or status in (429, 503):
-            return Throttled(text, retry_after=retry_after(headers), **common)
-        if code in self.auth or status in (401, 403):
-            return AuthError(text, **common)
-        if code in self.conflict:
-            return AlreadyExists(text, **common)
-        if code in self.integrity:
-            return IntegrityError(text, **common)  # the body did not arrive as sent: worth another try
-        if code in self.transient or status >= 500:
-            return Transient(text, **common)
-        if code in self.invalid or status in (400, 405, 411, 416, 501):
-            return InvalidRequest(text, **common)
-        return ProviderError(text, **common)
 
 
 Classify = Callable[..., FailoverError]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,17 +36,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[LabInfo]:
-    lab = Lab()
-    status = lab.status()
-    running = bool(status.servers) and all(status.health.get(name) for name in status.servers)
-    # `up` on a running lab only rewrites the providers file, so it always matches this checkout.
-    info = lab.up()
-    os.environ.update(info.env())
-    os.environ[ENV_SERVER_KIND] = info.servers["onprem-s3"].kind.split()[0]
-    yield info
-    if not running:
-        lab.down()
+def lab(failover_lab: LabInfo) -> LabInfo:
+    """The lab, from failover's own pytest plugin (failover.testing), as users get it."""
+    os.environ[ENV_SERVER_KIND] = failover_lab.servers["onprem-s3"].kind.split()[0]
+    return failover_lab
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +50,11 @@ def lab_providers(lab: LabInfo) -> Providers:
 # -- a per-provider summary: passed / skipped by declaration / known divergences --------------------
 
 _outcomes: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-_SUITES = {"tests/providers/test_storage_": "storage", "tests/providers/test_compute_": "compute"}
+_SUITES = {
+    "tests/providers/test_storage_": "storage",
+    "tests/providers/test_compute_": "compute",
+    "tests/providers/test_dns_": "dns",
+}
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -33,15 +33,18 @@ def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
         ("aws", "storage"),
         ("aws", "compute"),
         ("aws", "account"),
+        ("aws", "dns"),
         ("aws-west", "compute"),
         ("onprem", "storage"),
         ("onprem", "compute"),
+        ("onprem", "dns"),
         ("onprem-libcloud", "storage"),
+        ("onprem-libcloud", "dns"),
         ("disk", "storage"),
     }
     for check in checks.values():
         assert check["ok"] and check["authorised"], check
-    for service in ("storage", "compute"):
+    for service in ("storage", "compute", "dns"):
         assert all("operations" in c["capabilities"] for (_, s), c in checks.items() if s == service)
     assert "multipart" in checks[("aws", "storage")]["capabilities"]["operations"]
     assert "user_data" in checks[("aws-west", "compute")]["capabilities"]["operations"]
@@ -98,6 +101,8 @@ def test_lab_status_names_the_s3_server(lab: LabInfo) -> None:
     assert servers["localstack"]["healthy"]
     assert servers["onprem-s3"]["healthy"]
     assert "secret_access_key" not in servers["onprem-s3"]
+    assert servers["onprem-dns"]["kind"].startswith("powerdns") and servers["onprem-dns"]["healthy"]
+    assert "secret_access_key" not in servers["onprem-dns"]
     text = failover("lab", "status", check=True).stdout
     assert servers["onprem-s3"]["kind"] in text
 

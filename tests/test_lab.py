@@ -20,7 +20,8 @@ def test_up_again_is_harmless(lab: LabInfo) -> None:
 def test_providers_file_references_credentials_only(lab: LabInfo) -> None:
     text = lab.providers_file.read_text()
     document = yaml.safe_load(text)
-    assert {"aws", "onprem", "onprem-libcloud", "disk"} <= set(document["providers"])
+    assert {"aws", "aws-west", "onprem", "onprem-libcloud", "disk"} <= set(document["providers"])
+    assert document["providers"]["onprem"]["dns"]["credentials"] == {"secret_env": "FAILOVER_LAB_ONPREM_DNS_API_KEY"}
     for name, state in lab.servers.items():
         assert state.secret_access_key not in text, name
     assert document["providers"]["aws"]["credentials"] == {
@@ -36,15 +37,22 @@ def test_server_data_lives_under_the_lab_directory(lab: LabInfo) -> None:
 
 
 def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second lab that uses the session's LocalStack as an external server starts only its own
-    S3 server, and its down stops only that."""
+    """A second lab that uses the session's LocalStack and PowerDNS as external servers starts only
+    its own S3 server, and its down stops only that."""
     monkeypatch.setenv("FAILOVER_LAB_LOCALSTACK_ENDPOINT", lab.servers["localstack"].endpoint)
+    powerdns = lab.servers["onprem-dns"]
+    monkeypatch.setenv("FAILOVER_LAB_POWERDNS_API", powerdns.endpoint)
+    monkeypatch.setenv("FAILOVER_LAB_POWERDNS_API_KEY", powerdns.secret_access_key)
+    monkeypatch.setenv("FAILOVER_LAB_POWERDNS_NAMESERVER", powerdns.nameserver)
     monkeypatch.setenv("FAILOVER_LAB_CACHE", os.environ.get("FAILOVER_LAB_CACHE") or str(lab.root / "venvs"))
     second = Lab(tmp_path / "second-lab")
     info = second.up()
     try:
         assert info.servers["localstack"].kind == "localstack (external)"
         assert not info.servers["localstack"].started_by_lab
+        assert info.servers["onprem-dns"].kind == "powerdns (external)"
+        dns = yaml.safe_load(info.providers_file.read_text())["providers"]["onprem"]["dns"]
+        assert dns["endpoint"] == powerdns.endpoint and dns["options"]["nameserver"] == powerdns.nameserver
         own = info.servers["onprem-s3"]
         assert own.started_by_lab
         assert own.pid is not None

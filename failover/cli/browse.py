@@ -6,18 +6,10 @@ import click
 
 from ..connect import open_store
 from ..location import parse_location
+from ..units import human_size
 from .app import App, pass_app
 
 __all__ = ["ls"]
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 @click.command()
@@ -45,9 +37,9 @@ def ls(app: App, location: str, limit: int | None) -> int:
             if app.json:
                 items.append({"key": info.key, "size": info.size, "last_modified": info.last_modified})
             else:
-                app.say(f"{_size(info.size):>10}  {info.key}")
+                app.say(f"{human_size(info.size):>10}  {info.key}")
         if app.json:
             app.emit_json(items)
         else:
-            app.say(f"{count} object(s), {_size(total)}")
+            app.say(f"{count} object(s), {human_size(total)}")
     return 0

@@ -10,6 +10,7 @@ from ..connect import open_compute
 from ..errors import ConfigError
 from ..inventory import take_inventory
 from ..rehost import apply_plan, plan_rehost, rollback
+from ..rehost.plan import translation_notes
 from .app import App, pass_app
 
 __all__ = ["inventory", "rehost"]
@@ -84,14 +85,8 @@ def _table(app: App, rows: list[dict[str, Any]]) -> None:
         for r in rows
     ]
     app.table(["instance", "source type", "needs", "source image", "target size", "target image", "$/hour"], table)
-    shared = set.intersection(*(set(r["losses"]) for r in rows)) if rows else set()
-    for r in rows:
-        for label, items in (("PROBLEM", r["problems"]), ("short", r["shortfall"]), ("lost", r["losses"])):
-            for item in items:
-                if label != "lost" or item not in shared:
-                    app.say(f"  {r['name']}: {label}: {item}", style="red" if label == "PROBLEM" else None)
-    for item in sorted(shared):
-        app.say(f"  all instances: lost: {item}")
+    for note in translation_notes(rows):
+        app.say(note, style="red" if ": PROBLEM: " in note else None)
 
 
 @click.command()

@@ -21,7 +21,10 @@ from ..secrets import redact
 from .app import App, setup_logging
 from .browse import ls
 from .compute import inventory, rehost
+from .dnscmd import dns
 from .providers import providers
+from .run import run as run_playbook_command
+from .run import validate
 from .sync import sync, verify
 
 __all__ = ["cli", "main"]
@@ -80,6 +83,9 @@ cli.add_command(sync)
 cli.add_command(verify)
 cli.add_command(inventory)
 cli.add_command(rehost)
+cli.add_command(run_playbook_command)
+cli.add_command(dns)
+cli.add_command(validate)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:

@@ -8,13 +8,11 @@ from typing import Any
 
 import click
 
-from ..connect import open_store, same_store
 from ..errors import ConfigError
-from ..location import parse_location
 from ..secrets import redact
-from ..storage import ObjectStore
-from ..sync import SyncEngine, SyncOptions, VerifyOptions, check_locations, parse_rate, run_verify
+from ..sync import SyncEngine, SyncOptions, VerifyOptions, open_locations, parse_rate, run_verify
 from ..sync.digests import ALGORITHMS
+from ..units import human_size
 from .app import App, pass_app
 from .progress import ProgressDisplay
 
@@ -31,29 +29,11 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
     return mapping
 
 
-def _stores(app: App, source: str, target: str) -> tuple[Any, Any, ObjectStore, ObjectStore]:
-    src, dst = parse_location(source), parse_location(target)
-    providers = app.providers
-    shared = same_store(providers, src.provider, dst.provider)
-    check_locations(src, dst, same_store=shared)
-    source_store = open_store(providers, src.provider)
-    target_store = source_store if shared else open_store(providers, dst.provider)
-    return src, dst, source_store, target_store
-
-
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
     tmp.replace(path)
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 @click.command()
@@ -136,7 +116,7 @@ def sync(
         journal=journal,
         durable=durable,
     )
-    src, dst, source_store, target_store = _stores(app, source, target)
+    src, dst, source_store, target_store = open_locations(app.providers, source, target)
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
         report = SyncEngine(source_store, target_store, src, dst, options, progress).run()
     source_store.close()
@@ -168,7 +148,7 @@ def _summary(app: App, data: dict[str, Any]) -> None:
                     b["target"],
                     b["listed"],
                     b["to_copy"],
-                    _size(b["to_copy_bytes"]),
+                    human_size(b["to_copy_bytes"]),
                     b["unchanged"],
                     b["skipped"],
                     b["delete_candidates"],
@@ -181,7 +161,7 @@ def _summary(app: App, data: dict[str, Any]) -> None:
                     b["target"],
                     b["listed"],
                     b["copied"],
-                    _size(b["copied_bytes"]),
+                    human_size(b["copied_bytes"]),
                     b["unchanged"] + b["content_unchanged"],
                     b["failed"],
                     b["skipped"],
@@ -194,8 +174,8 @@ def _summary(app: App, data: dict[str, Any]) -> None:
         app.table(["source", "target", "listed", "copied", "bytes", "unchanged", "failed", "skipped", "deleted"], rows)
         rate = data["throughput"]
         app.say(
-            f"{totals['copied']} copied ({_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "
-            f"{rate['objects_per_s']:.0f} objects/s, {_size(rate['bytes_per_s'])}/s; "
+            f"{totals['copied']} copied ({human_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "
+            f"{rate['objects_per_s']:.0f} objects/s, {human_size(rate['bytes_per_s'])}/s; "
             f"retries {sum(data['retries'].values())}; verification: {data['verification']}"
         )
     fidelity = data["fidelity"]
@@ -244,7 +224,7 @@ def verify(
     missing or different (extra keys alone are reported, not failed)."""
     from ..sync import default_journal_path
 
-    src, dst, source_store, target_store = _stores(app, source, target)
+    src, dst, source_store, target_store = open_locations(app.providers, source, target)
     journal = journal or default_journal_path(src, dst)
     options = VerifyOptions(
         trust_digests=trust_digests,
@@ -266,7 +246,7 @@ def verify(
             f"verify {data['source']} -> {data['target']} ({data['mode']}): {data['checked']} checked, "
             f"{data['matching']} match, {counts['missing']} missing, {counts['different']} different, "
             f"{counts['metadata_different']} with different metadata, {counts['extra']} extra on the target "
-            f"({_size(data['bytes_compared'])} compared in {data['duration_s']:.1f} s)"
+            f"({human_size(data['bytes_compared'])} compared in {data['duration_s']:.1f} s)"
         )
         for key in data["missing"][:10]:
             app.say(f"missing   {key}", style="red")

@@ -2,7 +2,7 @@
 
 from .engine import RehostReport, apply_plan, check_health, rollback
 from .mapping import Translation, choose_image, choose_size, translate
-from .plan import FLEET_TAG, HEALTH_TAG, SOURCE_TAG, PlannedInstance, RehostPlan, plan_rehost
+from .plan import FLEET_TAG, HEALTH_TAG, SOURCE_TAG, PlannedInstance, RehostPlan, plan_rehost, translation_lines
 
 __all__ = [
     "FLEET_TAG",
@@ -19,4 +19,5 @@ __all__ = [
     "plan_rehost",
     "rollback",
     "translate",
+    "translation_lines",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class InstanceResult:
     name: str
     target_id: str | None = None
     address: str | None = None
+    source_address: str | None = None
     action: str = "skipped"
     """created | reused | started | skipped (not creatable) | failed"""
     state: str | None = None
@@ -106,14 +107,21 @@ def _ensure(target: Compute, plan: RehostPlan, planned: PlannedInstance) -> tupl
     ), "created"
 
 
-def check_health(url: str, *, deadline: float, interval: float = 0.5, timeout: float = 5.0) -> HealthResult:
+def check_health(
+    url: str,
+    *,
+    deadline: float,
+    interval: float = 0.5,
+    timeout: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+) -> HealthResult:
     """GET ``url`` until it answers 2xx or ``deadline`` (monotonic) passes; retried with tenacity."""
     result = HealthResult(url=url, healthy=False)
     started = time.monotonic()
 
     def probe() -> int:
         result.attempts += 1
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
+        with httpx.Client(timeout=timeout, trust_env=False, headers=dict(headers or {})) as client:
             response = client.get(url)
         result.status = response.status_code
         if not 200 <= response.status_code < 300:
@@ -150,7 +158,7 @@ def apply_plan(
     report.started = time.monotonic()
 
     def one(planned: PlannedInstance) -> InstanceResult:
-        result = InstanceResult(planned.key, planned.source.name)
+        result = InstanceResult(planned.key, planned.source.name, source_address=planned.source.address)
         if not planned.translation.creatable:
             result.error = "; ".join(planned.translation.problems) or "no target size"
             return result

@@ -18,6 +18,8 @@ __all__ = [
     "RehostPlan",
     "plan_rehost",
     "spec_from_instance",
+    "translation_lines",
+    "translation_notes",
 ]
 
 FLEET_TAG = "failover:fleet"
@@ -152,3 +154,24 @@ def plan_rehost(
         )
         plan.instances.append(PlannedInstance(instance, key, translation, target_spec))
     return plan
+
+
+def translation_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What each instance's translation misses (problems, shortfalls, losses); a loss every
+    instance shares (the target's own limits) once at the end."""
+    shared = set.intersection(*(set(r["losses"]) for r in rows)) if rows else set()
+    notes = []
+    for r in rows:
+        for label, items in (("PROBLEM", r["problems"]), ("short", r["shortfall"]), ("lost", r["losses"])):
+            notes += [f"  {r['name']}: {label}: {item}" for item in items if label != "lost" or item not in shared]
+    return notes + [f"  all instances: lost: {item}" for item in sorted(shared)]
+
+
+def translation_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The translation table as lines: one per instance, then :func:`translation_notes`."""
+    lines = [
+        f"{r['name']} ({r['source_type']}, {r['source_image']}) -> {r['target_size'] or '-'} "
+        f"{r['target_os'] or r['target_image'] or ''}".rstrip()
+        for r in rows
+    ]
+    return lines + translation_notes(rows) if rows else []

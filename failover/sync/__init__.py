@@ -1,6 +1,6 @@
 """Cross-provider bucket migration: the sync engine, its journal, digests, and verify."""
 
-from .engine import Progress, SyncEngine, SyncOptions, check_locations, default_journal_path
+from .engine import Progress, SyncEngine, SyncOptions, check_locations, default_journal_path, open_locations
 from .report import SyncReport
 from .throttle import parse_rate
 from .verify import VerifyOptions, VerifyReport, run_verify
@@ -14,6 +14,7 @@ __all__ = [
     "VerifyReport",
     "check_locations",
     "default_journal_path",
+    "open_locations",
     "parse_rate",
     "run_verify",
 ]

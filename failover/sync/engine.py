@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from ..config import Providers
+from ..connect import open_store, same_store
 from ..errors import AuthError, ConfigError, FailoverError, InvalidRequest, NotSupported, ProviderError
-from ..location import Location
+from ..location import Location, parse_location
 from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
@@ -413,3 +415,16 @@ def check_locations(source: Location, target: Location, *, same_store: bool = Fa
     same_bucket = (same_store or source.provider == target.provider) and source.bucket == target.bucket
     if same_bucket and (source.prefix.startswith(target.prefix) or target.prefix.startswith(source.prefix)):
         raise ConfigError(f"{source} and {target} overlap", hint="copy to another bucket or a disjoint prefix")
+
+
+def open_locations(
+    providers: Providers, source: str, target: str
+) -> tuple[Location, Location, ObjectStore, ObjectStore]:
+    """Parse ``PROVIDER:BUCKET[/PREFIX]`` source and target, refuse overlaps, and open both stores
+    (one store serves both when they are the same endpoint and credentials)."""
+    src, dst = parse_location(source), parse_location(target)
+    shared = same_store(providers, src.provider, dst.provider)
+    check_locations(src, dst, same_store=shared)
+    source_store = open_store(providers, src.provider)
+    target_store = source_store if shared else open_store(providers, dst.provider)
+    return src, dst, source_store, target_store

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AwsOptions"]
+from failover.dns import NameserverAddress
+
+__all__ = ["AwsOptions", "Route53Options"]
 
 
 class AwsOptions(BaseModel):
@@ -14,3 +16,7 @@ class AwsOptions(BaseModel):
     read_timeout: float = Field(default=60.0, gt=0)
     subnet_id: str | None = Field(default=None, description="subnet for new instances (default VPC otherwise)")
     security_group_prefix: str = Field(default="failover", description="name prefix of security groups it creates")
+
+
+class Route53Options(AwsOptions):
+    nameserver: NameserverAddress = None

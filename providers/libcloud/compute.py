@@ -9,7 +9,6 @@ import fnmatch
 import functools
 import hashlib
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, Literal
@@ -31,9 +30,10 @@ from failover.compute import (
     Size,
 )
 from failover.config import ServiceSpec
-from failover.errors import ConfigError, NotFound
+from failover.errors import NotFound
 from failover.yamlio import load_yaml
 
+from .drivers import ThreadDrivers, connection_kwargs, profile_for
 from .errors import converted
 from .options import LibcloudComputeOptions
 
@@ -141,17 +141,17 @@ class LibcloudCompute(Compute):
     options_model = LibcloudComputeOptions
 
     def __init__(self, name: str, options: LibcloudComputeOptions, *, make: Callable[[], NodeDriver]) -> None:
-        profiles = compute_profiles()
-        if options.driver not in profiles:
-            raise ConfigError(
-                f"provider {name!r}: libcloud compute driver {options.driver!r} is not supported",
-                hint=f"supported drivers: {', '.join(sorted(profiles))}",
-            )
-        self.profile = profiles[options.driver]
+        self.profile = profile_for(compute_profiles(), options.driver, name, "compute")
         super().__init__(name, ComputeCapabilities(frozenset(self.profile.operations)))
         self.options = options
-        self._make = make
-        self._local = threading.local()
+        profile = self.profile
+        namespace = profile.namespace
+
+        def prepare(driver: NodeDriver) -> None:
+            if namespace and profile.namespace_aliases:
+                _read_aliases_as(driver, namespace, profile.namespace_aliases)
+
+        self._drivers = ThreadDrivers(make, prepare)
         self._catalog_cache: Catalog | None = None
         self._lock = threading.Lock()
         self._driver  # noqa: B018 - build one now so bad arguments fail at construction
@@ -161,14 +161,14 @@ class LibcloudCompute(Compute):
         options: LibcloudComputeOptions = spec.options
         profile = compute_profiles().get(options.driver)
         creds = spec.credentials()
-        kwargs: dict[str, Any] = {**(profile.driver_args if profile else {}), **options.driver_args}
-        if profile is not None and spec.endpoint and profile.endpoint == "host_port":
-            parsed = urllib.parse.urlsplit(spec.endpoint)
-            kwargs.update(host=parsed.hostname, secure=parsed.scheme == "https")
-            if parsed.port:
-                kwargs["port"] = parsed.port
-        if profile is not None and profile.region and spec.region:
-            kwargs["region"] = spec.region
+        kwargs = connection_kwargs(
+            spec.endpoint,
+            profile.endpoint if profile else "none",
+            region=spec.region,
+            takes_region=bool(profile and profile.region),
+            base=profile.driver_args if profile else None,
+            extra=options.driver_args,
+        )
         secret = creds.secret.reveal() if creds.secret else None
         with converted("connect"):
             driver_class: Callable[..., NodeDriver] = get_driver(options.driver)
@@ -176,16 +176,9 @@ class LibcloudCompute(Compute):
 
     @property
     def _driver(self) -> Any:
-        """This thread's driver (a libcloud driver holds one connection, not safe to share). Any:
-        the concrete driver's ex_* arguments are not part of NodeDriver's declared signature."""
-        driver: NodeDriver | None = getattr(self._local, "driver", None)
-        if driver is None:
-            with converted("connect"):
-                driver = self._make()
-            if self.profile.namespace and self.profile.namespace_aliases:
-                _read_aliases_as(driver, self.profile.namespace, self.profile.namespace_aliases)
-            self._local.driver = driver
-        return driver
+        """This thread's driver. Any: the concrete driver's ex_* arguments are not part of
+        NodeDriver's declared signature."""
+        return self._drivers.get()
 
     # -- catalog -----------------------------------------------------------------------------------
 

@@ -9,6 +9,12 @@ import requests.exceptions as rx
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
 from libcloud.common.types import InvalidCredsError, LibcloudError, ServiceUnavailableError
 from libcloud.common.types import ProviderError as LibcloudProviderError
+from libcloud.dns.types import (
+    RecordAlreadyExistsError,
+    RecordDoesNotExistError,
+    ZoneAlreadyExistsError,
+    ZoneDoesNotExistError,
+)
 from libcloud.storage.types import (
     ContainerAlreadyExistsError,
     ContainerDoesNotExistError,
@@ -26,14 +32,17 @@ from failover.errors import (
     IntegrityError,
     InvalidRequest,
     NotFound,
-    ProviderError,
     Throttled,
     Timeout,
-    Transient,
     converter,
 )
 
+from ..http_errors import CodeTable
+
 __all__ = ["converted", "translate"]
+
+# S3-family drivers carry the S3 error code in the message body.
+TABLE = CodeTable(auth=frozenset({"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"}))
 
 _STATUS = re.compile(r"status[ _]code[=:]?\s*(\d{3})", re.IGNORECASE)
 _XML_CODE = re.compile(r"<Code>([^<]*)</Code>")
@@ -62,7 +71,9 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
     text = _readable(str(getattr(exc, "value", None) or exc))
     if isinstance(exc, ContainerDoesNotExistError | ObjectDoesNotExistError):
         return NotFound("no such bucket or key", **common)
-    if isinstance(exc, ContainerAlreadyExistsError):
+    if isinstance(exc, ZoneDoesNotExistError | RecordDoesNotExistError):
+        return NotFound("no such zone or record", **common)
+    if isinstance(exc, ContainerAlreadyExistsError | ZoneAlreadyExistsError | RecordAlreadyExistsError):
         return AlreadyExists(text, **common)
     if isinstance(exc, ContainerIsNotEmptyError | InvalidContainerNameError):
         return InvalidRequest(text, **common)
@@ -80,18 +91,8 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
     if isinstance(exc, rx.ConnectionError | rx.ChunkedEncodingError | ConnectionError):
         return ConnectionLost(text, **common)
     if isinstance(exc, LibcloudError | LibcloudProviderError | BaseHTTPError | rx.RequestException):
-        status = _status(exc)
-        if status == 404:
-            return NotFound("no such bucket or key", status=status, **common)
-        if status in (401, 403) or text.startswith(("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied")):
-            return AuthError(text, status=status, **common)
-        if status in (429, 503):
-            return Throttled(text, status=status, **common)
-        if status is not None and status >= 500:
-            return Transient(text, status=status, **common)
-        if status is not None and status >= 400:
-            return InvalidRequest(text, status=status, **common)
-        return ProviderError(text, status=status, **common)
+        code = _XML_CODE.search(str(getattr(exc, "value", None) or exc))
+        return TABLE.classify(code.group(1) if code else "", _status(exc) or 0, text, {}, **common)
     raise exc
 
 

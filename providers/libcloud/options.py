@@ -7,8 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from failover.capabilities import Capability
+from failover.dns import NameserverAddress
 
-__all__ = ["LibcloudComputeOptions", "LibcloudStorageOptions"]
+__all__ = ["LibcloudComputeOptions", "LibcloudDnsOptions", "LibcloudStorageOptions"]
 
 
 class LibcloudStorageOptions(BaseModel):
@@ -31,3 +32,11 @@ class LibcloudComputeOptions(BaseModel):
     driver: str = Field(description="libcloud compute driver: ec2, openstack, digitalocean, linode, gce, azure_arm")
     driver_args: dict[str, Any] = Field(default_factory=dict, description="extra non-secret constructor arguments")
     location: str | None = Field(default=None, description="location id for drivers without regions")
+
+
+class LibcloudDnsOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    driver: str = Field(description="libcloud DNS driver: powerdns, route53, digitalocean, cloudflare, google, linode")
+    driver_args: dict[str, Any] = Field(default_factory=dict, description="extra non-secret constructor arguments")
+    nameserver: NameserverAddress = None

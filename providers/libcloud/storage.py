@@ -8,8 +8,6 @@ module.
 from __future__ import annotations
 
 import functools
-import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any, Literal
@@ -21,12 +19,13 @@ from pydantic import BaseModel, ConfigDict
 
 from failover.capabilities import Capability, StoreCapabilities, StoreLimits
 from failover.config import ServiceSpec
-from failover.errors import ConfigError, IntegrityError, InvalidRequest, NotFound
+from failover.errors import IntegrityError, InvalidRequest, NotFound
 from failover.headermeta import decode_value, encode_value, http_date
 from failover.storage import ObjectStore, RawBody, Readable
 from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
 from failover.yamlio import load_yaml
 
+from .drivers import ThreadDrivers, connection_kwargs, profile_for
 from .errors import converted
 from .options import LibcloudStorageOptions
 
@@ -128,43 +127,24 @@ class LibcloudStore(ObjectStore):
     ) -> None:
         self.profile = self.profile_for(options, name)
         super().__init__(name, self.declared_capabilities(options))
-        kwargs: dict[str, Any] = dict(options.driver_args)
-        if endpoint and self.profile.endpoint == "host_port":
-            parsed = urllib.parse.urlsplit(endpoint)
-            kwargs.update(host=parsed.hostname, secure=parsed.scheme == "https")
-            if parsed.port:
-                kwargs["port"] = parsed.port
-        elif endpoint and self.profile.endpoint == "auth_url":
-            kwargs["ex_force_auth_url"] = endpoint
-        if region and self.profile.region:
-            kwargs["region"] = region
+        kwargs = connection_kwargs(
+            endpoint, self.profile.endpoint, region=region, takes_region=self.profile.region, extra=options.driver_args
+        )
         with converted("connect"):
             driver_class: Callable[..., StorageDriver] = get_driver(options.driver)
-        self._make_driver: Callable[[], StorageDriver] = lambda: driver_class(key, secret, **kwargs)
-        self._local = threading.local()
+        self._drivers = ThreadDrivers(
+            lambda: driver_class(key, secret, **kwargs),
+            _omit_version_param if self.profile.omit_version_param else None,
+        )
         self._driver  # noqa: B018 - build one now so bad arguments fail at construction
 
     @property
     def _driver(self) -> StorageDriver:
-        """This thread's driver: a libcloud driver holds one connection, not safe to share."""
-        driver: StorageDriver | None = getattr(self._local, "driver", None)
-        if driver is None:
-            with converted("connect"):
-                driver = self._make_driver()
-            if self.profile.omit_version_param:
-                _omit_version_param(driver)
-            self._local.driver = driver
-        return driver
+        return self._drivers.get()
 
     @staticmethod
     def profile_for(options: LibcloudStorageOptions, name: str = "") -> DriverProfile:
-        profiles = driver_profiles()
-        if options.driver not in profiles:
-            raise ConfigError(
-                f"provider {name!r}: libcloud storage driver {options.driver!r} is not supported",
-                hint=f"supported drivers: {', '.join(sorted(profiles))}",
-            )
-        return profiles[options.driver]
+        return profile_for(driver_profiles(), options.driver, name, "storage")
 
     @classmethod
     def declared_capabilities(cls, options: LibcloudStorageOptions) -> StoreCapabilities:

@@ -12,8 +12,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_compose_providers_file_has_the_lab_shape() -> None:
     providers = load_providers(REPO / "localstack" / "providers-compose.yaml")
     providers.validate_all()
-    assert set(providers.names) == {"aws", "onprem", "onprem-libcloud", "disk"}
+    assert set(providers.names) == {"aws", "aws-west", "onprem", "onprem-libcloud", "disk"}
     assert providers.spec("onprem", "storage").options.vendor == "minio"
+    # The same services as the embedded lab's providers file.
+    assert providers.services("aws") == ["storage", "compute", "dns", "account"]
+    assert providers.services("onprem") == ["storage", "compute", "dns"]
+    assert providers.spec("onprem", "dns").options.nameserver == "127.0.0.1:5353"
 
 
 def test_compose_file_binds_loopback_only() -> None:
@@ -39,6 +43,9 @@ def test_adapter_data_files_load() -> None:
     assert spellings["azure_arm"] == "ex_customdata"
     assert spellings["gce"] == "ex_metadata.startup-script"
     assert "minio" in driver_profiles()
+    from failover.providers.libcloud.dns import dns_profiles
+
+    assert dns_profiles()["powerdns"].tested and dns_profiles()["powerdns"].set_semantics == "replace"
     for vendor in vendor_names():
         vendor_profile(vendor).capabilities()
 

@@ -1,0 +1,374 @@
+"""Running a playbook: preflight, plan, apply step by step with the state persisted after each,
+resume after a crash, roll back, and the report (per-step durations, recovery time, budgets)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..checks import check_providers
+from ..config import Providers
+from ..errors import ConfigError, FailoverError, PlaybookError, ProviderError
+from ..secrets import redact
+from .loader import LoadedPlaybook
+from .schema import Step
+from .state import DONE, RunState, Status, StepState, run_dir
+from .steps import ApprovalPending, Context, Planned, kind_of, undo_step
+
+__all__ = ["PreflightFailed", "RunOptions", "RunReport", "preflight", "run_playbook"]
+
+
+class PreflightFailed(ProviderError):
+    """A provider a step needs is unreachable, refuses the credentials, or lacks the service."""
+
+
+@dataclass
+class RunOptions:
+    state_root: Path
+    dry_run: bool = False
+    yes: bool = False
+    force: bool = False
+    from_step: str | None = None
+    restart: bool = False
+    rollback: bool = False
+    report_path: Path | None = None
+    progress: Callable[[str], None] = lambda message: None
+    ask: Callable[[str], bool] | None = None
+
+
+@dataclass
+class StepReport:
+    id: str
+    kind: str
+    status: str
+    summary: str = ""
+    seconds: float | None = None
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    done_earlier: bool = False
+    attempts: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    playbook: str
+    name: str
+    run_id: str
+    dry_run: bool
+    outcome: str
+    """succeeded | failed | rolled back | waiting for approval | planned | plan has problems"""
+    steps: list[StepReport] = field(default_factory=list)
+    started: float | None = None
+    finished: float | None = None
+    recovery_time_s: float | None = None
+    budgets: dict[str, Any] = field(default_factory=dict)
+    breaches: list[str] = field(default_factory=list)
+    rollback: list[str] = field(default_factory=list)
+    state_file: str | None = None
+    report_file: str | None = None
+    done_earlier: set[str] = field(default_factory=set)
+    """Steps a previous attempt of this run had finished (not run again)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("succeeded", "planned") and not self.breaches
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook,
+            "name": self.name,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome,
+            "ok": self.ok,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": round(self.finished - self.started, 3) if self.finished and self.started else None,
+            "recovery_time_s": self.recovery_time_s,
+            "budgets": self.budgets,
+            "breaches": self.breaches,
+            "rollback": self.rollback,
+            "steps": [vars(s) for s in self.steps],
+            "state_file": self.state_file,
+            "report_file": self.report_file,
+        }
+
+
+def preflight(loaded: LoadedPlaybook, providers: Providers, progress: Callable[[str], None]) -> None:
+    """Every (provider, service) a step needs: configured, reachable, credentials accepted."""
+    needed: dict[str, set[str]] = {}
+    for step in (*loaded.order, *loaded.playbook.rollback):
+        for provider, service in kind_of(step).requires(step):
+            try:
+                providers.spec(provider, service)
+            except ConfigError as exc:
+                raise PlaybookError(f"step {step.id!r}: {exc.message}", hint=exc.hint) from None
+            needed.setdefault(provider, set()).add(service)
+        if step.kind == "inventory":
+            providers.get(getattr(step, "provider", ""))
+    failures = []
+    for name, services in sorted(needed.items()):
+        for check in check_providers(providers, [name]):
+            if check.service in services and not check.ok:
+                failures.append(f"{check.provider}/{check.service}: {check.error or 'failed'}")
+            elif check.service in services:
+                progress(f"preflight: {check.provider}/{check.service} ok ({'; '.join(check.notes)})")
+    if failures:
+        raise PreflightFailed(
+            "preflight failed, nothing was changed:\n  " + "\n  ".join(failures),
+            hint="failover providers check shows every provider's state",
+        )
+
+
+def _plan_all(loaded: LoadedPlaybook, ctx: Context) -> list[StepReport]:
+    reports = []
+    for step in loaded.order:
+        done = ctx.state.steps.get(step.id) if ctx.state else None
+        if done is not None and done.status in DONE:
+            earlier = StepReport(step.id, step.kind, "done earlier", done.summary, done.seconds, done_earlier=True)
+            reports.append(earlier)
+            continue
+        try:
+            planned = kind_of(step).plan(step, ctx)
+        except FailoverError as error:
+            planned = Planned([], [str(error)])
+        ctx.planned[step.id] = planned.outputs
+        status = "would fail" if planned.problems else "planned"
+        reports.append(StepReport(step.id, step.kind, status, lines=planned.lines, problems=planned.problems))
+    return reports
+
+
+def _write_report(report: RunReport, directory: Path | None, extra: Path | None) -> None:
+    text = redact(json.dumps(report.to_json(), indent=2, default=str)) + "\n"
+    for path in (directory / "report.json" if directory else None, extra):
+        if path is None:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    report.report_file = str(extra or (directory / "report.json" if directory else "")) or None
+
+
+def _open_state(loaded: LoadedPlaybook, options: RunOptions) -> RunState:
+    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.variables)
+    path = directory / "state.json"
+    state = None if options.restart else RunState.load(path)
+    if state is not None and state.outcome == "rolled back" and not options.rollback:
+        state = None  # what it did was undone: a new run starts from the beginning
+    if state is not None and state.digest != loaded.digest and state.finished is None and not options.from_step:
+        raise PlaybookError(
+            f"{loaded.path} changed since its unfinished run {run_id} started",
+            hint="finish it with the playbook as it was, re-run from a step with --from STEP, or start over with "
+            "--restart (steps are idempotent: what is done stays done)",
+        )
+    if state is None:
+        state = RunState(run_id, str(loaded.path), loaded.playbook.name, loaded.digest, dict(loaded.variables))
+    state.path = path
+    state.digest = loaded.digest
+    if options.from_step:
+        ids = [s.id for s in loaded.order]
+        if options.from_step not in ids:
+            raise PlaybookError(f"--from {options.from_step}: no such step", hint=f"steps: {', '.join(ids)}")
+        for step in loaded.order[ids.index(options.from_step) :]:
+            if step.id in state.steps and state.steps[step.id].status in DONE:
+                state.steps[step.id].status = "pending"
+        state.finished = None
+        state.outcome = None
+    return state
+
+
+def _recovery_time(state: RunState) -> float | None:
+    end = state.cutover_at or (state.finished if state.outcome == "succeeded" else None)
+    return round(end - state.started, 3) if end else None
+
+
+def _budgets(loaded: LoadedPlaybook, state: RunState, recovery: float | None) -> tuple[dict[str, Any], list[str]]:
+    budgets = loaded.playbook.budgets
+    if budgets is None:
+        return {}, []
+    unverified = sum(
+        int(s.outputs.get("unverified", 0)) + int(s.outputs.get("missing", 0)) + int(s.outputs.get("different", 0))
+        for s in state.steps.values()
+    )
+    unhealthy = sum(int(s.outputs.get("unhealthy", 0)) for s in state.steps.values())
+    measured = {"recovery_time_s": recovery, "unverified_objects": unverified, "unhealthy_instances": unhealthy}
+    breaches = []
+    for name, measured_value in measured.items():
+        limit = getattr(budgets, name)
+        if limit is None:
+            continue
+        if measured_value is None:
+            breaches.append(f"{name}: not measured (the run did not get that far), budget {limit}")
+        elif measured_value > limit:
+            breaches.append(f"{name}: {measured_value} exceeds the budget of {limit}")
+    return {name: {"budget": getattr(budgets, name), "measured": value} for name, value in measured.items()}, breaches
+
+
+def _undo_run(loaded: LoadedPlaybook, state: RunState, ctx: Context, report: RunReport) -> None:
+    """Undo every step that changed something, newest first; then run the rollback handlers."""
+    for step in reversed(loaded.order):
+        recorded = state.steps.get(step.id)
+        if recorded is None or recorded.status not in ("changed", "failed", "running"):
+            continue
+        ctx.progress(f"rollback: {step.id}")
+        message = undo_step(step, ctx, recorded.outputs)
+        if message:
+            report.rollback.append(f"{step.id}: {message}")
+            recorded.status = "rolled_back"
+            state.save()
+        elif recorded.status == "changed":
+            report.rollback.append(f"{step.id}: kept (a {step.kind} step is not undone)")
+    for handler in loaded.playbook.rollback:
+        ctx.progress(f"rollback handler: {handler.id}")
+        try:
+            outcome = kind_of(handler).apply(handler, ctx)
+            report.rollback.append(f"{handler.id}: {outcome.summary}")
+        except FailoverError as error:
+            report.rollback.append(f"{handler.id}: FAILED: {error}")
+
+
+def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptions) -> RunReport:
+    """Preflight, then plan (``dry_run``) or apply. Never raises for a step's failure: the report says."""
+    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.variables)
+    preflight(loaded, providers, options.progress)
+    existing = RunState.load(directory / "state.json") if not options.restart else None
+
+    if options.dry_run:
+        ctx = Context(providers, existing, yes=options.yes, force=options.force, progress=options.progress)
+        ctx.definitions = _definitions(loaded)
+        steps = _plan_all(loaded, ctx)
+        problems = any(s.problems for s in steps)
+        report = RunReport(
+            str(loaded.path), loaded.playbook.name, run_id, True, "plan has problems" if problems else "planned", steps
+        )
+        if options.report_path:
+            _write_report(report, None, options.report_path)
+        return report
+
+    state = _open_state(loaded, options)
+    ctx = Context(providers, state, yes=options.yes, force=options.force, progress=options.progress, ask=options.ask)
+    ctx.definitions = _definitions(loaded)
+    report = RunReport(str(loaded.path), loaded.playbook.name, run_id, False, "running", state_file=str(state.path))
+    if options.rollback:
+        _undo_run(loaded, state, ctx, report)
+        state.outcome, state.finished = "rolled back", time.time()
+        state.save()
+        report.outcome = "rolled back"
+        return _finish(loaded, state, report, directory, options)
+    if state.finished is not None:
+        options.progress(f"run {run_id} already finished ({state.outcome}); nothing to do (--restart for a new run)")
+    state.save()
+    report.done_earlier = {s.id for s in loaded.order if s.id in state.steps and state.steps[s.id].status in DONE}
+    failed: set[str] = set()
+    stop = False
+    for position, step in enumerate(loaded.order, 1):
+        recorded = state.step(step.id, step.kind)
+        label = f"[{position}/{len(loaded.order)}] {step.id} ({step.kind})"
+        if recorded.status in DONE:
+            options.progress(f"{label}: done earlier: {recorded.summary}")
+            continue
+        if stop:
+            break
+        blocked = [need for need in _needs(step) if need in failed]
+        if blocked:
+            recorded.status, recorded.summary = "skipped", f"needs {', '.join(blocked)}, which did not finish"
+            failed.add(step.id)
+            state.save()
+            continue
+        options.progress(f"{label}{': ' + step.description if step.description else ''}")
+        stop = not _run_step(step, recorded, state, ctx, options)
+        if recorded.status == "failed":
+            failed.add(step.id)
+            policy = step.on_failure or loaded.playbook.on_failure
+            if policy == "continue":
+                stop = False
+            elif policy == "rollback":
+                _undo_run(loaded, state, ctx, report)
+                state.outcome, state.finished = "rolled back", time.time()
+                report.outcome = "rolled back"
+                state.save()
+                return _finish(loaded, state, report, directory, options)
+    if any(s.status == "waiting" for s in state.steps.values()):
+        state.outcome = "waiting for approval"
+    elif all(state.steps.get(s.id) is not None and state.steps[s.id].status in DONE for s in loaded.order):
+        state.outcome = "succeeded"
+        state.finished = state.finished or time.time()
+        if state.steps and any(s.status == "skipped" for s in state.steps.values()):
+            state.outcome = "failed"
+    else:
+        state.outcome = "failed"
+    state.save()
+    report.outcome = state.outcome
+    return _finish(loaded, state, report, directory, options)
+
+
+def _definitions(loaded: LoadedPlaybook) -> dict[str, Step]:
+    return {s.id: s for s in (*loaded.playbook.steps, *loaded.playbook.rollback)}
+
+
+def _needs(step: Step) -> list[str]:
+    fleet_of = getattr(step, "fleet_of", None) if step.kind != "dns_prepare" else None
+    return [*step.needs, *([fleet_of] if fleet_of else [])]
+
+
+def _run_step(step: Step, recorded: StepState, state: RunState, ctx: Context, options: RunOptions) -> bool:
+    """Apply one step, its state saved before and after. False when it failed."""
+    recorded.status, recorded.started, recorded.finished = "running", time.time(), None
+    recorded.attempts += 1
+    state.save()
+
+    def checkpoint(outputs: dict[str, Any]) -> None:
+        recorded.outputs = {**recorded.outputs, **outputs}
+        state.save()
+
+    ctx.checkpoint = checkpoint
+    try:
+        outcome = kind_of(step).apply(step, ctx)
+    except FailoverError as error:
+        status: Status = "waiting" if isinstance(error, ApprovalPending) else "failed"
+        recorded.status, recorded.summary, recorded.finished = status, str(error), time.time()
+        if error.hint:
+            recorded.summary += f" (hint: {error.hint})"
+        state.save()
+        options.progress(f"  {status.upper()}: {recorded.summary}")
+        return False
+    except BaseException as error:  # interrupted, or a bug: recorded, then passed on
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"internal error: {error!r}"
+        recorded.status, recorded.summary, recorded.finished = "failed", reason, time.time()
+        state.save()
+        raise
+    recorded.status, recorded.summary, recorded.finished = outcome.status, outcome.summary, time.time()
+    recorded.outputs = {**recorded.outputs, **outcome.outputs}
+    recorded.details = outcome.details
+    state.save()
+    options.progress(f"  {outcome.status}: {outcome.summary} ({recorded.seconds:.1f} s)")
+    return True
+
+
+def _finish(
+    loaded: LoadedPlaybook, state: RunState, report: RunReport, directory: Path, options: RunOptions
+) -> RunReport:
+    report.started, report.finished = state.started, state.finished or time.time()
+    report.recovery_time_s = _recovery_time(state)
+    report.budgets, report.breaches = _budgets(loaded, state, report.recovery_time_s)
+    for step in loaded.order:
+        recorded = state.steps.get(step.id)
+        if recorded is None:
+            report.steps.append(StepReport(step.id, step.kind, "not run"))
+            continue
+        summary, seconds = recorded.summary, recorded.seconds
+        entry = StepReport(step.id, step.kind, recorded.status, summary, seconds, details=recorded.details)
+        entry.done_earlier, entry.attempts = step.id in report.done_earlier, recorded.attempts
+        report.steps.append(entry)
+    if report.breaches and report.outcome == "succeeded":
+        report.outcome = "failed"
+        state.outcome = "failed: budget exceeded"
+        state.save()
+    _write_report(report, directory, options.report_path)
+    return report

@@ -1,0 +1,230 @@
+"""The playbook format: a typed schema. Unknown keys and bad values are errors (reported with
+``file:line`` by the loader); secrets appear only as references to the environment.
+
+::
+
+    version: 1
+    name: evacuate-aws
+    description: what this playbook does and when to run it
+    variables: {source: aws, target: onprem}        # "{{ source }}" anywhere in a string
+    on_failure: rollback                              # or stop (keep what was done; re-run resumes)
+    budgets: {recovery_time_s: 900, unverified_objects: 0}
+    steps:
+      - id: copy-media
+        kind: sync
+        source: "{{ source }}:"
+        target: "{{ target }}:"
+        needs: [inventory]
+    rollback:                                         # handlers run after the automatic undo
+      - {id: tell-on-call, kind: notify, url: "https://chat.example.com/hooks/ops", message: "rolled back"}
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "ApprovalStep",
+    "Budgets",
+    "DnsCutoverStep",
+    "DnsPrepareStep",
+    "EnvRef",
+    "FleetRef",
+    "HealthStep",
+    "InventoryStep",
+    "NotifyStep",
+    "Playbook",
+    "RehostStep",
+    "Step",
+    "SyncStep",
+    "VerifyStep",
+]
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+"""Step ids and playbook names: lower-case letters, digits, '-' and '_'."""
+VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+ProviderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+Zone = Annotated[str, Field(pattern=r"^([a-zA-Z0-9_-]+\.)*[a-zA-Z0-9_-]+\.?$")]
+UrlTemplate = Annotated[str, Field(pattern=r"^https?://\S+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvRef(_Strict):
+    """A secret, by reference: the name of the environment variable that holds it."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class FleetRef(_Strict):
+    """Instances to point traffic at, when no rehost step of this playbook made them: those of
+    ``provider`` with the tags in ``select``. ``back_to_sources``: the other way round, each
+    instance's traffic goes back to the instance it was rehosted from (its ``failover:source`` tag)."""
+
+    provider: ProviderName
+    select: dict[str, str] = Field(min_length=1)
+    back_to_sources: bool = False
+
+
+class _Step(_Strict):
+    id: Identifier
+    description: str | None = None
+    needs: list[Identifier] = Field(default_factory=list, description="steps that must have finished first")
+    on_failure: Literal["stop", "rollback", "continue"] | None = Field(
+        default=None, description="override the playbook's on_failure for this step"
+    )
+
+
+class InventoryStep(_Step):
+    """Take stock of a provider: buckets, instances, zones, services with no portable equivalent."""
+
+    kind: Literal["inventory"]
+    provider: ProviderName
+    sizes: bool = Field(default=True, description="count objects and bytes per bucket")
+
+
+class SyncStep(_Step):
+    """Copy buckets (``failover sync``): verified, incremental, resumable."""
+
+    kind: Literal["sync"]
+    source: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    bucket_map: dict[str, str] = Field(default_factory=dict)
+    delete: bool = False
+    max_delete_percent: float = Field(default=25.0, ge=0, le=100)
+    workers: int = Field(default=16, ge=1, le=256)
+    digest: Literal["sha256", "crc32c"] = "sha256"
+    invalid_keys: Literal["skip", "abort"] = "skip"
+
+
+class VerifyStep(_Step):
+    """Prove a copy (``failover verify``): missing, different and extra keys."""
+
+    kind: Literal["verify"]
+    source: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    bucket_map: dict[str, str] = Field(default_factory=dict)
+    trust_digests: bool = False
+
+
+class RehostStep(_Step):
+    """Rebuild instances on another provider (``failover rehost``)."""
+
+    kind: Literal["rehost"]
+    source: ProviderName
+    target: ProviderName
+    select: dict[str, str] = Field(default_factory=dict, description="only source instances with these tags")
+    fleet: Identifier | None = Field(default=None, description="target fleet name (default: derived)")
+    health_check: UrlTemplate | None = Field(default=None, description="overrides each instance's own, {address}")
+    user_data_replace: dict[str, str] = Field(default_factory=dict, description="text rewritten in user-data")
+    run_timeout: float = Field(default=300.0, gt=0)
+    health_timeout: float = Field(default=120.0, gt=0)
+    on_problem: Literal["fail", "skip"] = Field(
+        default="fail", description="an instance that cannot be rebuilt: fail the step before creating anything"
+    )
+
+
+class HealthStep(_Step):
+    """Check that a fleet (or any URLs) answers: 2xx within the timeout, retried."""
+
+    kind: Literal["health"]
+    fleet_of: Identifier | None = Field(default=None, description="a rehost step whose new instances to check")
+    url: UrlTemplate | None = Field(default=None, description="URL template for each instance, {address}")
+    urls: list[UrlTemplate] = Field(default_factory=list)
+    headers: dict[str, EnvRef] = Field(default_factory=dict, description="request headers, values by reference")
+    timeout: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> HealthStep:
+        if not self.fleet_of and not self.urls:
+            raise ValueError("give fleet_of (a rehost step) or urls")
+        return self
+
+
+class _DnsStep(_Step):
+    source: ProviderName = Field(description="the provider answering for the zone today")
+    target: ProviderName = Field(description="the provider taking it over")
+    zone: Zone
+    fleet_of: Identifier | None = Field(default=None, description="a rehost step: old addresses -> new ones")
+    fleet: FleetRef | None = None
+    ttl: int = Field(default=60, ge=1, le=86400, description="TTL of the moved records during and after")
+
+    @model_validator(mode="after")
+    def _one_fleet(self) -> _DnsStep:
+        if (self.fleet_of is None) == (self.fleet is None):
+            raise ValueError("give exactly one of fleet_of (a rehost step) or fleet")
+        return self
+
+
+class DnsPrepareStep(_DnsStep):
+    """Lower the TTLs of the records pointing at the old fleet, and copy the zone to the target."""
+
+    kind: Literal["dns_prepare"]
+
+
+class DnsCutoverStep(_DnsStep):
+    """Point the zone's records at the new fleet once it is healthy; confirm by DNS query."""
+
+    kind: Literal["dns_cutover"]
+    max_ttl_wait: float = Field(default=900.0, ge=0, description="longest wait for lowered TTLs to expire")
+    update_source: bool = Field(default=True, description="also point the source provider's records")
+    max_change_percent: float = Field(default=50.0, ge=0, le=100)
+    force: bool = False
+    health_gate: bool = Field(default=True, description="re-check the new fleet's health just before switching")
+    confirm_timeout: float = Field(default=60.0, gt=0)
+
+
+class NotifyStep(_Step):
+    """Tell people or systems (a chat webhook, an incident tool): POST a JSON message. Typical as
+    a rollback handler."""
+
+    kind: Literal["notify"]
+    url: UrlTemplate
+    message: str = Field(min_length=1)
+    headers: dict[str, EnvRef] = Field(default_factory=dict, description="request headers, values by reference")
+    timeout: float = Field(default=10.0, gt=0)
+
+
+class ApprovalStep(_Step):
+    """Stop for a person to say yes (interactively, or ``--yes``)."""
+
+    kind: Literal["approval"]
+    message: str = Field(min_length=1)
+
+
+Step = Annotated[
+    InventoryStep
+    | SyncStep
+    | VerifyStep
+    | RehostStep
+    | HealthStep
+    | DnsPrepareStep
+    | DnsCutoverStep
+    | ApprovalStep
+    | NotifyStep,
+    Field(discriminator="kind"),
+]
+STEP_KINDS = ("inventory", "sync", "verify", "rehost", "health", "dns_prepare", "dns_cutover", "approval", "notify")
+
+
+class Budgets(_Strict):
+    """What a drill may use up; exceeding any fails the run."""
+
+    recovery_time_s: float | None = Field(default=None, gt=0, description="run start to DNS cutover confirmed")
+    unverified_objects: int | None = Field(default=None, ge=0, description="objects not proven on the target")
+    unhealthy_instances: int | None = Field(default=None, ge=0)
+
+
+class Playbook(_Strict):
+    version: Literal[1]
+    name: Identifier
+    description: str = Field(min_length=1)
+    variables: dict[VariableName, str | int | float | bool] = Field(default_factory=dict)
+    on_failure: Literal["stop", "rollback"] = "stop"
+    budgets: Budgets | None = None
+    steps: list[Step] = Field(min_length=1)
+    rollback: list[Step] = Field(default_factory=list, description="handlers run after the automatic undo")

@@ -1,0 +1,74 @@
+"""HTTP error responses -> failover errors, by status code and by a provider family's own error
+codes (a table per family). Shared by every adapter that speaks HTTP: the botocore families and
+the PowerDNS API."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from failover.errors import (
+    AlreadyExists,
+    AuthError,
+    FailoverError,
+    IntegrityError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Transient,
+)
+
+__all__ = ["CodeTable", "retry_after"]
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+
+
+@dataclass(frozen=True)
+class CodeTable:
+    """A service family's error codes, by the failover error they become."""
+
+    not_found: frozenset[str] = frozenset()
+    not_found_suffix: str | None = None
+    """Codes ending like this are NotFound too (EC2: ``InvalidInstanceID.NotFound``)."""
+    auth: frozenset[str] = frozenset()
+    throttled: frozenset[str] = frozenset()
+    transient: frozenset[str] = frozenset()
+    conflict: frozenset[str] = frozenset()
+    integrity: frozenset[str] = frozenset()
+    invalid: frozenset[str] = frozenset()
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    def classify(
+        self, code: str, status: int, message: str, headers: Mapping[str, str], **common: Any
+    ) -> FailoverError:
+        text = f"{code}: {message}" if code and message and message != code else (message or code)
+        common.update(status=status, hint=self.hints.get(code))
+        suffix = self.not_found_suffix
+        if code in self.not_found or status == 404 or (suffix is not None and code.endswith(suffix)):
+            return NotFound(text, **common)
+        if code in self.throttled or status in (429, 503):
+            return Throttled(text, retry_after=retry_after(headers), **common)
+        if code in self.auth or status in (401, 403):
+            return AuthError(text, **common)
+        if code in self.conflict:
+            return AlreadyExists(text, **common)
+        if code in self.integrity:
+            return IntegrityError(text, **common)  # the body did not arrive as sent: worth another try
+        if code in self.transient or status >= 500:
+            return Transient(text, **common)
+        if code in self.invalid or status in (400, 405, 411, 416, 422, 501):
+            return InvalidRequest(text, **common)
+        return ProviderError(text, **common)
