@@ -11,7 +11,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from .errors import InvalidRequest, NotSupported, ProviderError
 from .types import MetaField
@@ -118,6 +118,8 @@ class StoreLimits:
     max_single_put: int = 5 * GIB
     max_object_size: int = 5 * 1024 * GIB
     max_user_metadata_bytes: int = 2048
+    key_normalization: Literal["NFC", "NFD"] | None = None
+    """The Unicode form the store rewrites names to (two spellings of a name are one object)."""
     bucket_name_pattern: str = r"^(?!xn--)(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
     def check_key(self, key: str) -> None:

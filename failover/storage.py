@@ -521,6 +521,13 @@ class ObjectStore(abc.ABC):
             "list_parts", lambda: sorted(self._list_parts(bucket, key, upload_id), key=lambda p: p.number)
         )
 
+    def confirm_part(self, part: PartInfo, data: bytes) -> PartInfo | None:
+        """``part`` as :meth:`list_parts` reported it, completed for :meth:`complete_upload`, when
+        a content digest the store reports for it (a checksum, or an MD5 part ETag where the vendor
+        documents one) proves it holds exactly ``data``; None when that cannot be told: the caller
+        sends the part again."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook; stores without connections keep it
         """Release connections. The store is unusable afterwards."""
 

@@ -65,10 +65,11 @@ def _write(path: Path, data: dict[str, Any]) -> None:
 @click.option("--bucket-map", multiple=True, metavar="SRC=DST", help="Target name for a source bucket.")
 @click.option(
     "--invalid-keys",
-    type=click.Choice(["skip", "abort"]),
+    type=click.Choice(["skip", "abort", "encode"]),
     default="skip",
     show_default=True,
-    help="Keys the target cannot hold: skip and report them, or stop.",
+    help="Keys the target cannot hold: skip and report them; abort before writing anything; or encode them "
+    "reversibly (failover-encoded/<base64url>, original in metadata).",
 )
 @click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (default: per pair).")
 @click.option(

@@ -98,7 +98,7 @@ class SyncStep(_Step):
     max_delete_percent: float = Field(default=25.0, ge=0, le=100)
     workers: int = Field(default=16, ge=1, le=256)
     digest: Literal["sha256", "crc32c"] = "sha256"
-    invalid_keys: Literal["skip", "abort"] = "skip"
+    invalid_keys: Literal["skip", "abort", "encode"] = "skip"
 
 
 class VerifyStep(_Step):

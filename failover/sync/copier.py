@@ -17,6 +17,7 @@ from ..storage import ObjectReader, ObjectStore, read_full
 from ..types import MetaField, ObjectInfo, ObjectMeta, PartInfo
 from .digests import Algorithm, Digest, metadata_key, new_digest
 from .journal import Journal, ObjectRow
+from .keys import SOURCE_KEY_META, is_encoding_of, quote_source_key
 from .report import SyncReport
 from .throttle import Bandwidth
 
@@ -119,9 +120,14 @@ class Copier:
         with reader:
             info = reader.info
             meta, tags = self._metadata(row, info)
-            if not (row.digest and self.journal.target_size(row.dst_bucket, row.dst_key) == info.size):
+            expected = None
+            if self.journal.target_size(row.dst_bucket, row.dst_key) == info.size:
+                # The target listing showed an object of this size: verified earlier, or stored by
+                # an attempt that died before the journal recorded it (its digest is in its metadata).
+                expected = row.digest or self._left_by_an_earlier_attempt(row, info.size)
+            if expected is None:
                 return self._transfer(row, reader, info, meta, tags)
-            unchanged = self._same_content(row, reader, info, meta, tags)
+            unchanged = self._same_content(row, reader, info, meta, tags, expected)
             if unchanged is not None:
                 return unchanged
         # The bytes differ after all: read again, this time to send.
@@ -170,18 +176,37 @@ class Copier:
         self._confirm(row, value, len(body))
         return Result(Outcome.COPIED, len(body), len(body))
 
+    def _left_by_an_earlier_attempt(self, row: ObjectRow, size: int) -> str | None:
+        """An attempt that died (or failed) after the target stored the object but before the
+        journal recorded it: the digest that attempt wrote into the object's metadata, if the
+        target holds an object of the right size with one."""
+        try:
+            found = self.target.head(row.dst_bucket, row.dst_key)
+        except NotFound:
+            return None
+        if found.size != size or found.meta is None:
+            return None
+        return found.meta.user.get(self.digest_key)
+
     def _same_content(
-        self, row: ObjectRow, reader: ObjectReader, info: ObjectInfo, meta: ObjectMeta, tags: dict[str, str]
+        self,
+        row: ObjectRow,
+        reader: ObjectReader,
+        info: ObjectInfo,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        expected: str,
     ) -> Result | None:
-        """The source looks changed (new ETag or time) but the target has an object of the same size
-        from an earlier verified copy: digest the source, and if the bytes are the same, bring only
-        the metadata and tags up to date (server-side, nothing sent). None if the bytes differ."""
+        """The target holds an object of the right size with a known digest (an earlier verified
+        copy, or one an interrupted attempt stored): digest the source, and if the bytes are the
+        same, bring only the metadata and tags up to date (server-side, nothing sent). None if
+        the bytes differ."""
         digest = new_digest(self.algorithm)
         for chunk in reader.iter_chunks():
             digest.update(chunk)
         value = digest.hexdigest()
         reader.close()
-        if value != row.digest:
+        if value != expected:
             return None
         if Capability.SERVER_SIDE_COPY not in self.target.capabilities:
             return None  # cannot update metadata in place: send the object again
@@ -216,6 +241,7 @@ class Copier:
         upload_id: str | None = None,
         part_size: int | None = None,
         done: list[PartInfo] | None = None,
+        first_chunk: bytes | None = None,
     ) -> Result:
         """Part by part; every part is in the journal once the target has it, so a crash loses at
         most the part in flight. Only ``part_size`` bytes are in memory at a time."""
@@ -233,7 +259,10 @@ class Copier:
         inflight: list[concurrent.futures.Future[PartInfo]] = []
         try:
             for number in range(start_part, total_parts + 1):
-                chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
+                if number == start_part and first_chunk is not None:
+                    chunk = first_chunk  # read already (resuming), not yet sent
+                else:
+                    chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
                 digest.update(chunk)  # in order, whatever order the parts finish in
                 self.bandwidth.take(len(chunk))
                 self.part_slots.acquire()
@@ -298,13 +327,6 @@ class Copier:
             self.journal.clear_upload(row)
             return None
         local = {p.number: p for p in self.journal.parts(row, upload_id)}
-        reusable: list[PartInfo] = []
-        for number in range(1, len(local) + 1):
-            mine, theirs = local.get(number), remote.get(number)
-            if mine is None or theirs is None or mine.etag != theirs.etag or mine.size != part_size:
-                break
-            # The part's checksum comes from the journal: not every store lists it back.
-            reusable.append(PartInfo(theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum))
         reader = self._open_source(row)
         if reader is None:
             self._abort(row, upload_id)
@@ -315,9 +337,31 @@ class Copier:
                 reader.close()
                 self._abort(row, upload_id)  # the source changed: these parts are stale
                 return None
+            # The parts are re-read from the source (to rebuild the digest), never re-sent while
+            # they prove to be on the target: recorded in the journal, or (sent just before a crash,
+            # not yet recorded) matching a content digest the store reports for them.
             digest = new_digest(self.algorithm)
-            for _ in reusable:  # read, do not send
-                digest.update(read_full(reader, part_size))
+            reusable: list[PartInfo] = []
+            pending: bytes | None = None
+            total_parts = max(1, -(-info.size // part_size))
+            for number in range(1, total_parts + 1):
+                theirs = remote.get(number)
+                if theirs is None:
+                    break
+                chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
+                mine = local.get(number)
+                if mine is not None and mine.etag == theirs.etag and mine.size == len(chunk):
+                    # The part's checksum comes from the journal where the store does not list it.
+                    confirmed: PartInfo | None = PartInfo(
+                        theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum
+                    )
+                else:
+                    confirmed = target.confirm_part(theirs, chunk)
+                if confirmed is None:
+                    pending = chunk
+                    break
+                digest.update(chunk)
+                reusable.append(confirmed)
             meta, tags = self._metadata(row, info)
             self.report.multipart["resumed"] += 1
             self.report.multipart["parts_reused"] += len(reusable)
@@ -332,6 +376,7 @@ class Copier:
                 upload_id=upload_id,
                 part_size=part_size,
                 done=reusable,
+                first_chunk=pending,
             )
 
     def _abort(self, row: ObjectRow, upload_id: str) -> None:
@@ -371,6 +416,8 @@ class Copier:
         if lost:
             with self.report._lock:
                 self.report.fidelity.note(row.src_key, lost)
+        if is_encoding_of(row.dst_key, row.src_key) and MetaField.USER in self.target.capabilities.metadata:
+            meta = meta.with_user(**{SOURCE_KEY_META: quote_source_key(row.src_key)})  # stored under its encoding
         return meta.only(self.target.capabilities.metadata), tags
 
     def _with_digest(self, meta: ObjectMeta, value: str) -> ObjectMeta:

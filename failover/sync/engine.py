@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from ..config import Providers
 from ..connect import open_store, same_store
@@ -32,6 +32,7 @@ from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
 from .digests import Algorithm
 from .journal import Journal, ObjectRow
+from .keys import KeyPolicy, TargetKeys
 from .plan import BucketPair, plan_buckets
 from .report import BucketReport, SyncReport
 from .throttle import Bandwidth
@@ -82,7 +83,8 @@ class SyncOptions:
     readback: bool = False
     """Verify by reading every copy back, even from targets that check bodies on arrival."""
     bucket_map: dict[str, str] = field(default_factory=dict)
-    invalid_keys: Literal["skip", "abort"] = "skip"
+    invalid_keys: KeyPolicy = "skip"
+    """Keys the target cannot hold: skip and report, abort before writing, or encode (see keys.py)."""
     journal: Path | None = None
     durable: bool = False
     max_attempts: int = 3
@@ -125,6 +127,7 @@ class SyncEngine:
         self.target_location = target_location
         self.options = options
         self.progress = progress or SilentProgress()
+        self.keys = TargetKeys(target, options.invalid_keys)
         self._abort: str | None = None
         self._abort_lock = threading.Lock()
 
@@ -231,6 +234,14 @@ class SyncEngine:
         self, pair: BucketPair, bucket: BucketReport, journal: Journal, copier: Copier, report: SyncReport
     ) -> None:
         options = self.options
+        if options.invalid_keys == "abort":
+            try:
+                self._prescan(pair)
+            except ProviderError as error:
+                bucket.listing_complete = isinstance(error, InvalidRequest)
+                report.error(f"{pair.src_bucket}/{pair.src_prefix}", str(error))
+                self._fail_fast(error)
+                return
         if self.source is not self.target or pair.src_bucket != pair.dst_bucket:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
         self._list_target(pair, bucket, journal)
@@ -305,21 +316,15 @@ class SyncEngine:
             bucket.listed += 1
             bucket.listed_bytes += info.size
             modified = info.last_modified.isoformat() if info.last_modified else None
-            rows.append(
-                (pair.src_bucket, info.key, pair.dst_bucket, pair.dst_key(info.key), info.size, info.etag, modified)
-            )
+            dst_key = self.keys.map(pair.dst_key(info.key))
+            rows.append((pair.src_bucket, info.key, pair.dst_bucket, dst_key, info.size, info.etag, modified))
         for row in journal.record_listed(rows):
             if row.state == "verified" and journal.target_size(row.dst_bucket, row.dst_key) == row.size:
                 bucket.unchanged += 1
                 self.progress.advanced(1, row.size)
                 continue
-            try:
-                self.target.check_key(row.dst_key)
-            except (InvalidRequest, NotSupported) as error:
-                reason = f"cannot be stored on the target: {error.message}"
-                if self.options.invalid_keys == "abort":
-                    self._fail_fast(error)
-                    raise _Abort from error
+            reason = self._refusal(row, journal)
+            if reason is not None:
                 bucket.skipped += 1
                 report.skip(row.src_key, reason)
                 if not self.options.dry_run:
@@ -331,11 +336,53 @@ class SyncEngine:
             if not self.options.dry_run:
                 submit(row)
 
+    def _refusal(self, row: ObjectRow, journal: Journal) -> str | None:
+        """Why ``row`` cannot be copied as mapped (None: it can). Invalid keys were found before
+        anything was written under the abort policy (see :meth:`_prescan`)."""
+        try:
+            self.target.check_key(row.dst_key)
+        except (InvalidRequest, NotSupported) as error:
+            return f"cannot be stored on the target: {error.message}"
+        if self.keys.may_collide:
+            other = journal.other_source(row)
+            if other is not None:
+                return f"would land on the same target key as {other!r} ({row.dst_key!r}); neither is overwritten"
+        return None
+
+    def _prescan(self, pair: BucketPair) -> None:
+        """The abort policy: list the whole bucket and refuse, before writing anything, if any key
+        cannot be stored on the target or two keys land on one."""
+        refused: list[str] = []
+        seen: dict[str, str] = {}
+        for info in self.source.list_objects(pair.src_bucket, pair.src_prefix):
+            dst_key = self.keys.map(pair.dst_key(info.key))
+            try:
+                self.target.check_key(dst_key)
+            except (InvalidRequest, NotSupported) as error:
+                refused.append(f"{info.key!r}: {error.message}")
+                continue
+            if self.keys.may_collide:
+                if dst_key in seen:
+                    refused.append(f"{info.key!r} and {seen[dst_key]!r} land on one target key")
+                seen[dst_key] = info.key
+        if refused:
+            shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+            raise InvalidRequest(
+                f"{len(refused)} key(s) of {pair.src_bucket} cannot be stored on the target, nothing was written: "
+                f"{shown}",
+                hint="--invalid-keys skip copies the rest and reports these; --invalid-keys encode stores them "
+                "under reversible names",
+            )
+
     def _copy_one(self, row: ObjectRow, bucket: BucketReport, copier: Copier, report: SyncReport) -> None:
         if self._abort:
             return
         last: ProviderError | None = None
         for attempt in range(1, self.options.max_attempts + 1):
+            if attempt > 1:
+                # An earlier attempt may have begun a multipart upload: resume it, never start a
+                # second one beside it.
+                row = copier.journal.refresh(row)
             try:
                 result = copier.copy(row)
                 self._count(bucket, result)

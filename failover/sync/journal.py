@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import failpoints
 from ..errors import FailoverError
 from ..types import PartInfo
 
@@ -275,6 +276,24 @@ class Journal:
         )
         return int(row[0])
 
+    def refresh(self, row: ObjectRow) -> ObjectRow:
+        """``row`` as the journal has it now (an upload begun by an earlier attempt included)."""
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE src_bucket = ? AND src_key = ?",  # noqa: S608 - constant columns
+                (row.src_bucket, row.src_key),
+            ).fetchone()
+        return ObjectRow(*found) if found else row
+
+    def other_source(self, row: ObjectRow) -> str | None:
+        """Another source key of this journal mapped to ``row``'s target key, if there is one."""
+        found = self._one(
+            "SELECT src_key FROM objects WHERE dst_bucket = ? AND dst_key = ? AND NOT (src_bucket = ? AND src_key = ?) "
+            "LIMIT 1",
+            (row.dst_bucket, row.dst_key, row.src_bucket, row.src_key),
+        )
+        return str(found[0]) if found else None
+
     def forget_target(self, bucket: str, key: str) -> None:
         self._write("DELETE FROM target WHERE bucket = ? AND key = ?", (bucket, key))
 
@@ -288,18 +307,21 @@ class Journal:
             "WHERE src_bucket = ? AND src_key = ?",
             (time.time(), row.src_bucket, row.src_key),
         )
+        failpoints.hit("journal.upload_intent")
 
     def set_upload(self, row: ObjectRow, upload_id: str, part_size: int) -> None:
         self._write(
             "UPDATE objects SET upload_id = ?, part_size = ? WHERE src_bucket = ? AND src_key = ?",
             (upload_id, part_size, row.src_bucket, row.src_key),
         )
+        failpoints.hit("journal.upload_started")
 
     def record_part(self, row: ObjectRow, upload_id: str, part: PartInfo) -> None:
         self._write(
             "INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?)",
             (row.src_bucket, row.src_key, upload_id, part.number, part.etag, part.size, part.checksum),
         )
+        failpoints.hit("journal.part")
 
     def parts(self, row: ObjectRow, upload_id: str) -> list[PartRow]:
         with self._lock:
@@ -351,6 +373,7 @@ class Journal:
             batch, self._pending = self._pending, []
         if not batch:
             return
+        failpoints.hit("journal.before_verified")
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -373,6 +396,7 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        failpoints.hit("journal.verified")
 
     def mark_failed(self, row: ObjectRow, error: str) -> None:
         self._write(

@@ -24,6 +24,7 @@ from ..storage import ObjectStore
 from ..types import MetaField, ObjectMeta
 from .digests import Algorithm, metadata_key, new_digest
 from .journal import Journal
+from .keys import TargetKeys
 from .plan import BucketPair, plan_buckets
 
 __all__ = ["VerifyOptions", "VerifyReport", "run_verify"]
@@ -136,8 +137,7 @@ class _Verifier:
         meta = store.head(bucket, key).meta or ObjectMeta()
         return meta.user.get(self.digest_key), meta
 
-    def compare(self, pair: BucketPair, src_key: str) -> None:
-        dst_key = pair.dst_key(src_key)
+    def compare(self, pair: BucketPair, src_key: str, dst_key: str) -> None:
         try:
             if self.options.trust_digests:
                 src_digest: str | None = None
@@ -198,6 +198,9 @@ def run_verify(
         source_location, target_location, names, target.capabilities.limits.valid_bucket_name, options.bucket_map
     )
     verifier = _Verifier(source, target, options, report)
+    # A key the target cannot hold is looked for under its encoded name: there if the sync encoded
+    # it, reported missing otherwise (it is).
+    keys = TargetKeys(target, "encode")
     with tempfile.TemporaryDirectory(prefix="failover-verify-") as scratch:
         db = sqlite3.connect(Path(scratch) / "target.sqlite", isolation_level=None)
         db.execute("CREATE TABLE target (key TEXT PRIMARY KEY, size INTEGER, seen INTEGER DEFAULT 0)")
@@ -221,7 +224,7 @@ def run_verify(
                 try:
                     for info in source.list_objects(pair.src_bucket, pair.src_prefix):
                         report.checked += 1
-                        dst_key = pair.dst_key(info.key)
+                        dst_key = keys.map(pair.dst_key(info.key))
                         row = db.execute("SELECT size FROM target WHERE key = ?", (dst_key,)).fetchone()
                         if row is None:
                             report.add("missing", f"{pair.dst_bucket}/{dst_key}")
@@ -238,7 +241,7 @@ def run_verify(
                             )
                             continue
                         slots.acquire()
-                        future = pool.submit(verifier.compare, pair, info.key)
+                        future = pool.submit(verifier.compare, pair, info.key, dst_key)
                         future.add_done_callback(functools.partial(_release, slots))
                 except ProviderError as error:
                     report.listing_complete = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["LocalComputeOptions", "LocalStoreOptions"]
@@ -13,6 +15,11 @@ class LocalStoreOptions(BaseModel):
     root: str = Field(description="directory holding one sub-directory per bucket")
     create_root: bool = Field(default=False, description="create the root directory if it is missing")
     fsync: bool = Field(default=True, description="fsync files and directories before a write is reported done")
+    normalize_unicode: Literal["NFC", "NFD"] | None = Field(
+        default=None,
+        description="store names the way a file system that normalises Unicode does (macOS: NFD), "
+        "so two spellings of one name are one object",
+    )
 
 
 class LocalComputeOptions(BaseModel):

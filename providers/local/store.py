@@ -19,7 +19,9 @@ import json
 import os
 import secrets
 import stat
+import unicodedata
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,7 +105,7 @@ class LocalStore(ObjectStore):
     options_model = LocalStoreOptions
 
     def __init__(self, name: str, options: LocalStoreOptions) -> None:
-        super().__init__(name, CAPABILITIES)
+        super().__init__(name, self.declared_capabilities(options))
         self.root = os.path.abspath(options.root)
         self.fsync = options.fsync
         if options.create_root:
@@ -117,7 +119,13 @@ class LocalStore(ObjectStore):
 
     @classmethod
     def declared_capabilities(cls, options: LocalStoreOptions) -> StoreCapabilities:
-        return CAPABILITIES
+        if options.normalize_unicode is None:
+            return CAPABILITIES
+        return replace(CAPABILITIES, limits=replace(CAPABILITIES.limits, key_normalization=options.normalize_unicode))
+
+    def _stored_name(self, key: str) -> str:
+        form = self.capabilities.limits.key_normalization
+        return unicodedata.normalize(form, key) if form else key
 
     @classmethod
     def from_spec(cls, spec: ServiceSpec) -> LocalStore:
@@ -179,7 +187,7 @@ class LocalStore(ObjectStore):
         return self._walk(bucket, [], create=create, target=bucket)
 
     def _split(self, key: str) -> tuple[list[str], str]:
-        parts = key_to_parts(key)
+        parts = key_to_parts(self._stored_name(key))
         return parts[:-1], parts[-1]
 
     def _open_file(self, bucket: str, key: str) -> tuple[int, os.stat_result]:
@@ -374,7 +382,8 @@ class LocalStore(ObjectStore):
         fixed = prefix.split("/")[:-1]
         base = "".join(segment + "/" for segment in fixed)
         try:
-            handle = self._walk(bucket, key_to_parts("/".join(fixed)) if fixed else [], create=False, target=bucket)
+            parts = key_to_parts(self._stored_name("/".join(fixed))) if fixed else []
+            handle = self._walk(bucket, parts, create=False, target=bucket)
         except NotFound:
             if not self._bucket_exists(bucket):
                 raise

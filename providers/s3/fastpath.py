@@ -22,6 +22,7 @@ import http.client
 import io
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -58,6 +59,12 @@ def md5_header(body: bytes) -> str:
     return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
 
 
+EXPECT_CONTINUE_MIN = 1024 * 1024
+"""Bodies from this size ask ``Expect: 100-continue`` (where the vendor answers it)."""
+EXPECT_CONTINUE_WAIT = 1.0
+"""How long to wait for 100 Continue before sending the body anyway (RFC 9110 section 10.1.1)."""
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection: a socket (TLS-wrapped for https) and a buffered reader.
 
@@ -82,6 +89,19 @@ class _Connection:
         self.sock.sendall(head)
         if body:
             self.sock.sendall(body)
+
+    def send_expecting(self, head: bytes, body: bytes, wait: float) -> tuple[int, dict[str, str]] | None:
+        """Send a request that asked ``Expect: 100-continue``: the body follows the server's
+        100 Continue (or ``wait`` seconds of silence). A final answer before that (503 SlowDown,
+        403...) is returned, and the body is never sent: a refused 8 MiB part costs nothing."""
+        self.sock.sendall(head)
+        readable, _, _ = select.select([self.sock], [], [], wait)
+        if readable:
+            status, headers = self.read_head()
+            if status != 100:
+                return status, headers
+        self.sock.sendall(body)
+        return None
 
     def read_head(self) -> tuple[int, dict[str, str]]:
         line = self.reader.readline(65537)
@@ -244,7 +264,9 @@ class FastPath:
         verify: bool | str | None,
         connect_timeout: float,
         read_timeout: float,
+        expect_continue: bool = False,
     ) -> None:
+        self.expect_continue = expect_continue
         if endpoint is None:
             endpoint = f"https://s3.{region}.amazonaws.com"
         parsed = urllib.parse.urlsplit(endpoint)
@@ -346,13 +368,20 @@ class FastPath:
             f"{method} {url} HTTP/1.1\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
         ).encode("latin-1")
         target = bucket if key is None else f"{bucket}/{key}"
+        expect = self.expect_continue and body is not None and len(body) >= EXPECT_CONTINUE_MIN
+        if expect:  # not signed: proxies may drop it, and a missing Expect only costs the early answer
+            head = head[:-2] + b"expect: 100-continue\r\n\r\n"
         for attempt in (1, 2):
             conn: _Connection | None = None
             reused = False
             try:
                 conn, reused = self.pool.acquire(host, port)
-                conn.send(head, body)
-                status, found = conn.read_head()
+                early = conn.send_expecting(head, body, EXPECT_CONTINUE_WAIT) if expect and body else None
+                if early is None and not expect:
+                    conn.send(head, body)
+                status, found = early or conn.read_head()
+                if early is not None:
+                    found = {**found, "connection": "close"}  # the unsent body leaves the connection unusable
             except (OSError, http.client.HTTPException) as exc:
                 if conn is not None:
                     conn.close()

@@ -29,5 +29,8 @@ class S3Options(BaseModel):
     fast_path: bool = Field(
         default=True, description="GET/PUT/UploadPart on failover's lean signed HTTP path instead of boto3"
     )
+    expect_continue: bool | None = Field(
+        default=None, description="ask Expect: 100-continue for large bodies (the vendor profile's default)"
+    )
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)

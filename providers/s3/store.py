@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import hashlib
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -215,6 +216,7 @@ class S3Store(ObjectStore):
                 verify=verify,
                 connect_timeout=options.connect_timeout,
                 read_timeout=options.read_timeout,
+                expect_continue=self.vendor.expect_continue,
             )
 
     @staticmethod
@@ -224,6 +226,7 @@ class S3Store(ObjectStore):
             "addressing_style": options.addressing_style,
             "checksums": options.checksums,
             "operations": options.operations,
+            "expect_continue": options.expect_continue,
         }
         return vendor_profile(options.vendor).model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
@@ -396,6 +399,18 @@ class S3Store(ObjectStore):
             response["Body"].close()
             raise IntegrityError("server ignored the Range header", target=target)
         return self._info(bucket, key, response, total), _Body(response["Body"], target), start, length
+
+    def confirm_part(self, part: PartInfo, data: bytes) -> PartInfo | None:
+        if part.size != len(data):
+            return None
+        checksum = _crc32c(data) if self.vendor.body_checksum == "crc32c" else None
+        if part.checksum and checksum:
+            return part if part.checksum == checksum else None
+        # A part's ETag is the MD5 of its bytes on these stores (not an object's multipart ETag).
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest() if self.vendor.etag != "opaque" else None
+        if md5 and part.etag.strip('"').lower() == md5:
+            return PartInfo(part.number, part.etag, part.size, checksum)  # what completion repeats
+        return None
 
     def _checksum(self, body: bytes) -> tuple[dict[str, str], dict[str, Any], str | None]:
         """The body checksum the store checks and refuses a mismatch of (BadDigest): as HTTP

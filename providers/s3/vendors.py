@@ -42,6 +42,7 @@ class VendorProfile(BaseModel):
     location_constraint: bool = False
     reports_tag_count: bool = False
     body_checksum: Literal["crc32c", "md5"] = "md5"
+    expect_continue: bool = False
     operations: tuple[Capability, ...] = ()
     metadata: tuple[str, ...] = ("all",)
     limits: VendorLimits = VendorLimits()
