@@ -12,7 +12,7 @@ LAB_ROOT ?= $(CURDIR)/.lab
 export FAILOVER_LAB_CACHE ?= $(LAB_ROOT)/cache
 CHECKED := failover providers localstack tests bench setup.py
 
-.PHONY: install lint typecheck test demo lab-up lab-down bench clean
+.PHONY: install lint typecheck test reliability demo lab-up lab-down bench clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,14 @@ test: install lint typecheck
 	trap '$(BIN)/failover lab down' EXIT; \
 	$(BIN)/failover lab up && $(BIN)/pytest $(PYTEST_ARGS)
 
+# The reliability suite's larger profile (on demand; the test command runs the pull-request profile).
+# Figures land in .lab/reliability/large.json; the tables in RELIABILITY.md are rewritten from them.
+reliability: install
+	@export FAILOVER_LAB_DIR=$(LAB_ROOT)/reliability FAILOVER_RELIABILITY=large; \
+	trap '$(BIN)/failover lab down' EXIT; \
+	$(BIN)/failover lab up && $(BIN)/pytest tests/reliability $(PYTEST_ARGS) && \
+	$(BIN)/python -m tests.reliability.figures --write RELIABILITY.md
+
 demo: install
 	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo FAILOVER=$(BIN)/failover bash localstack/demo.sh
 
@@ -46,4 +54,5 @@ lab-down: install
 clean:
 	-FAILOVER_LAB_DIR=$(LAB_ROOT)/test $(BIN)/failover lab down
 	-FAILOVER_LAB_DIR=$(LAB_ROOT)/demo $(BIN)/failover lab down
+	-FAILOVER_LAB_DIR=$(LAB_ROOT)/reliability $(BIN)/failover lab down
 	rm -rf $(VENV) $(LAB_ROOT) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

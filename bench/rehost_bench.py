@@ -47,16 +47,9 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def seed_instances(lab_info: Any, count: int, run: str) -> None:
     """N web instances on LocalStack, tagged for this run, with the social app's user-data."""
-    import boto3
 
     state = lab_info.servers["localstack"]
-    ec2 = boto3.client(
-        "ec2",
-        endpoint_url=state.endpoint,
-        aws_access_key_id=state.access_key_id,
-        aws_secret_access_key=state.secret_access_key,
-        region_name="us-east-1",
-    )
+    ec2 = state.client("ec2")
     image = image_id(ec2, FLEET[0].image_name)
     for n in range(count):
         tags = {

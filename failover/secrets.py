@@ -29,6 +29,7 @@ _SIGNATURE_PATTERNS = [
     re.compile(r"(?i)(X-Amz-Credential=)[^&\s\"']+"),
     re.compile(r"(?i)(X-Amz-Security-Token=)[^&\s\"']+"),
     re.compile(r"(?i)(Signature=)[A-Za-z0-9%+/=]+"),
+    re.compile(r"(?i)(Signature:\s*)[0-9a-f]{32,}"),  # botocore's debug log of a SigV4 signature
     re.compile(r"(?i)(Credential=)[^,&\s\"']+"),
     re.compile(r"(?i)(\"?authorization\"?\s*[:=]\s*\"?)[^\"\n]+"),
     re.compile(r"(?i)(x-amz-security-token\"?\s*[:=]\s*\"?)[^\"\s,]+"),

@@ -135,7 +135,7 @@ class ObjectReader:
         while True:
             try:
                 data = self._body.read(want)
-            except Transient as error:
+            except (Transient, IntegrityError) as error:  # reset, timed out, or cut short: go on from here
                 self._resume(error)
                 continue
             if not data:

@@ -14,7 +14,6 @@ import zipfile
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import botocore.exceptions
 
 from .servers import LabError, ServerState
@@ -128,13 +127,7 @@ FLEET = (
 
 def _clients(state: ServerState, region: str = "us-east-1") -> Any:
     def client(service: str) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=state.endpoint,
-            aws_access_key_id=state.access_key_id,
-            aws_secret_access_key=state.secret_access_key,
-            region_name=region,
-        )
+        return state.client(service, region=region)
 
     return client
 

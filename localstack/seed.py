@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import botocore.exceptions
-from botocore.config import Config
 
 from failover.storage import ObjectStore
 from failover.types import ObjectMeta
@@ -143,14 +141,7 @@ def publish_media(info: Any) -> None:
 
     for name in ("localstack", "onprem-s3"):
         state = info.servers[name]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=state.endpoint,
-            aws_access_key_id=state.access_key_id,
-            aws_secret_access_key=state.secret_access_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        s3 = state.client("s3")
         try:
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
                 s3.create_bucket(Bucket="media")

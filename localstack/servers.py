@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "S3Server",
     "Server",
     "ServerState",
+    "unpack_debian",
 ]
 
 LOCALSTACK_VERSION = "2026.3.0"
@@ -74,6 +76,21 @@ class ServerState:
         data = asdict(self)
         data.pop("secret_access_key")
         return data
+
+    def client(self, service: str, *, region: str = "us-east-1", config: Any = None) -> Any:
+        """A plain boto3 client straight to this server, with its credentials (path-style for S3:
+        lab endpoints are IP addresses). For seeding, tests and benchmarks, never failover's data path."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=region,
+            config=config or Config(s3={"addressing_style": "path"}),
+        )
 
 
 class Server(Protocol):
@@ -290,12 +307,16 @@ class LocalStackServer:
 
 
 class S3Server:
-    """The ``onprem`` S3-compatible server: external MinIO, a ``minio`` binary, or SeaweedFS."""
+    """The ``onprem`` S3-compatible server: external MinIO, a ``minio`` binary, or SeaweedFS.
+    ``identities``: more SeaweedFS identities beside the lab's own, in its s3.json form
+    (``{"name", "credentials": [{"accessKey", "secretKey"}], "actions": ["Read:bucket", ...]}``),
+    for tests of what a least-privilege credential can and cannot do."""
 
     name = "onprem-s3"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, identities: Sequence[dict[str, Any]] = ()) -> None:
         self.root = root
+        self.identities = list(identities)
 
     def external(self) -> ServerState | None:
         endpoint = os.environ.get(ENV_MINIO)
@@ -342,7 +363,8 @@ class S3Server:
                             "name": "lab",
                             "credentials": [{"accessKey": key, "secretKey": secret}],
                             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
+                        },
+                        *self.identities,
                     ]
                 }
             )
@@ -461,6 +483,37 @@ class S3Server:
         return "minio" if state.kind.startswith("minio") else "seaweedfs"
 
 
+def unpack_debian(packages: Sequence[str], cache: Path, *, hint: str) -> Path:
+    """Debian ``packages``, and the libraries they need that this machine lacks, downloaded with
+    apt-get and unpacked under ``cache/root`` (no root needed, nothing installed system-wide, no
+    package script run). Returns that root."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise LabError(f"{', '.join(packages)} come from Debian's packages, and this machine has no apt-get", hint=hint)
+    debs = cache / "debs"
+    if cache.exists():
+        shutil.rmtree(cache)
+    debs.mkdir(parents=True)
+    # What apt would install here on top of what the machine has: the packages and the libraries
+    # it lacks (the rest of their dependencies are already on the machine).
+    plan = subprocess.run(  # noqa: S603
+        ["apt-get", "-s", "install", "--no-install-recommends", *packages],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = [line.split()[1] for line in plan.stdout.splitlines() if line.startswith("Inst ")]
+    if plan.returncode != 0 or not set(packages) <= set(found):
+        last = (plan.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LabError(
+            f"apt-get cannot find {', '.join(packages)}: {last}",
+            hint=f"refresh the package lists (sudo apt-get update), or: {hint}",
+        )
+    _run(["apt-get", "download", *found], f"downloading {', '.join(packages)}", cwd=debs)
+    for deb in sorted(debs.glob("*.deb")):
+        _run(["dpkg-deb", "-x", str(deb), str(cache / "root")], f"unpacking {deb.name}")
+    return cache / "root"
+
+
 POWERDNS_PACKAGES = ("pdns-server", "pdns-backend-sqlite3")
 ENV_POWERDNS_API = "FAILOVER_LAB_POWERDNS_API"
 ENV_POWERDNS_KEY = "FAILOVER_LAB_POWERDNS_API_KEY"
@@ -504,7 +557,12 @@ class PowerDnsServer:
             cache = installer.root / "powerdns"
             marker = cache / ".failover-installed"
             if not marker.exists():
-                self._unpack(cache)
+                unpack_debian(
+                    POWERDNS_PACKAGES,
+                    cache,
+                    hint=f"run a PowerDNS server yourself and set {ENV_POWERDNS_API}, {ENV_POWERDNS_KEY} and "
+                    f"{ENV_POWERDNS_NAMESERVER}",
+                )
                 marker.write_text("\n".join(POWERDNS_PACKAGES))
         unpacked = cache / "root"
         modules = sorted(unpacked.glob("usr/lib/*/pdns"))
@@ -516,35 +574,6 @@ class PowerDnsServer:
             schema=unpacked / "usr" / "share" / "pdns-backend-sqlite3" / "schema" / "schema.sqlite3.sql",
             library_path=str(modules[0].parent),
         )
-
-    def _unpack(self, cache: Path) -> None:
-        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-            raise LabError(
-                "PowerDNS comes from Debian's packages, and this machine has no apt-get/dpkg-deb",
-                hint=f"run a PowerDNS server yourself and set {ENV_POWERDNS_API}, {ENV_POWERDNS_KEY} and "
-                f"{ENV_POWERDNS_NAMESERVER}",
-            )
-        debs = cache / "debs"
-        if cache.exists():
-            shutil.rmtree(cache)
-        debs.mkdir(parents=True)
-        # What apt would install here on top of what the machine has: the packages and the
-        # libraries it lacks (the rest of their dependencies are already on the machine).
-        plan = subprocess.run(  # noqa: S603
-            ["apt-get", "-s", "install", "--no-install-recommends", *POWERDNS_PACKAGES],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        packages = [line.split()[1] for line in plan.stdout.splitlines() if line.startswith("Inst ")]
-        if plan.returncode != 0 or not set(POWERDNS_PACKAGES) <= set(packages):
-            raise LabError(
-                "apt-get cannot find PowerDNS's packages: " + (plan.stderr.strip().splitlines() or ["no output"])[-1],
-                hint="refresh the package lists (sudo apt-get update) or set " + ENV_POWERDNS_API,
-            )
-        _run(["apt-get", "download", *packages], "downloading PowerDNS's packages", cwd=debs)
-        for deb in sorted(debs.glob("*.deb")):
-            _run(["dpkg-deb", "-x", str(deb), str(cache / "root")], f"unpacking {deb.name}")
 
     def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
         installed = self.install()

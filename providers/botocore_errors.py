@@ -22,7 +22,7 @@ from failover.errors import (
     Timeout,
 )
 
-from .http_errors import CodeTable, retry_after
+from .http_errors import CodeTable, retry_after, untrusted_certificate
 
 __all__ = ["KINDS", "CodeTable", "retry_after", "translator"]
 
@@ -47,6 +47,9 @@ def translator(classify: Classify) -> Callable[..., FailoverError]:
             code = str(error.get("Code") or status)
             headers = meta.get("HTTPHeaders", {}) or {}
             return classify(code, status, str(error.get("Message") or code), headers, **common)
+        refused = untrusted_certificate(exc, **common)
+        if refused is not None:
+            return refused
         if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
             return AuthError(
                 "no usable credentials",

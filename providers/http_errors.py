@@ -5,6 +5,7 @@ the PowerDNS API."""
 from __future__ import annotations
 
 import email.utils
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,26 @@ from failover.errors import (
     Transient,
 )
 
-__all__ = ["CodeTable", "retry_after"]
+__all__ = ["CodeTable", "retry_after", "untrusted_certificate"]
+
+_CERTIFICATE_FAILURES = ("certificate verify failed", "certificate_verify_failed", "hostname mismatch", "wrong_version")
+
+
+def untrusted_certificate(exc: BaseException, **common: Any) -> ProviderError | None:
+    """A TLS handshake this machine refused (unknown CA, wrong host name, not TLS at all): never
+    retried, and the message says what to configure. None for any other error."""
+    chain: BaseException | None = exc
+    while chain is not None:
+        text = str(chain).lower()
+        if isinstance(chain, ssl.SSLCertVerificationError) or any(f in text for f in _CERTIFICATE_FAILURES):
+            return ProviderError(
+                f"TLS: the server's certificate is not trusted here ({str(chain)[:200]})",
+                hint="give this provider ca_bundle: <a file with its CA certificate>, or, for a test endpoint "
+                "only, verify_tls: false",
+                **common,
+            )
+        chain = chain.__cause__ or chain.__context__
+    return None
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

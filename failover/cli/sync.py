@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
+from ..errors import AuthError, ConfigError
 from ..secrets import redact
 from ..sync import SyncEngine, SyncOptions, VerifyOptions, open_locations, parse_rate, run_verify
 from ..sync.digests import ALGORITHMS
@@ -131,6 +131,8 @@ def sync(
         app.emit_json(data)
     else:
         _summary(app, data)
+    if report.auth_failed:
+        return AuthError.exit_code
     if dry_run:
         return 0 if report.aborted is None and all(b.listing_complete for b in report.buckets) else 1
     return 0 if report.complete else 1

@@ -9,6 +9,7 @@ import enum
 import functools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..capabilities import Capability
@@ -29,6 +30,8 @@ _INTENT_MARGIN = 300.0
 
 class Outcome(enum.Enum):
     COPIED = "copied"
+    UNCHANGED = "unchanged"
+    """Verified earlier; the target listing did not show it, a HEAD found it there, unchanged."""
     CONTENT_UNCHANGED = "content_unchanged"
     SERVER_SIDE = "server_side"
     VANISHED = "vanished"
@@ -110,6 +113,10 @@ class Copier:
     def copy(self, row: ObjectRow) -> Result:
         if self.server_side:
             return self._server_side(row)
+        if row.state == "verified" and row.digest and self._digest_on_target(row, row.size) == row.digest:
+            # Verified earlier, but the target listing did not show it (the listing failed part-way,
+            # or it was deleted): a HEAD, not a re-send, when our digest is still on it.
+            return Result(Outcome.UNCHANGED, row.size)
         if row.upload_id or row.upload_started:
             resumed = self._resume(row)
             if resumed is not None:
@@ -124,7 +131,7 @@ class Copier:
             if self.journal.target_size(row.dst_bucket, row.dst_key) == info.size:
                 # The target listing showed an object of this size: verified earlier, or stored by
                 # an attempt that died before the journal recorded it (its digest is in its metadata).
-                expected = row.digest or self._left_by_an_earlier_attempt(row, info.size)
+                expected = row.digest or self._digest_on_target(row, info.size)
             if expected is None:
                 return self._transfer(row, reader, info, meta, tags)
             unchanged = self._same_content(row, reader, info, meta, tags, expected)
@@ -148,7 +155,7 @@ class Copier:
         self, row: ObjectRow, reader: ObjectReader, info: ObjectInfo, meta: ObjectMeta, tags: dict[str, str]
     ) -> Result:
         if Capability.MULTIPART in self.target.capabilities and info.size > self.target.multipart_threshold:
-            return self._multipart(row, reader, info, meta, tags, start_part=1, digest=new_digest(self.algorithm))
+            return self._multipart(row, reader, info, meta, tags, digest=new_digest(self.algorithm))
         if info.size <= self.target.multipart_threshold:
             return self._single(row, reader, info, meta, tags)
         return self._streamed(row, reader, info, meta, tags)
@@ -176,10 +183,10 @@ class Copier:
         self._confirm(row, value, len(body))
         return Result(Outcome.COPIED, len(body), len(body))
 
-    def _left_by_an_earlier_attempt(self, row: ObjectRow, size: int) -> str | None:
-        """An attempt that died (or failed) after the target stored the object but before the
-        journal recorded it: the digest that attempt wrote into the object's metadata, if the
-        target holds an object of the right size with one."""
+    def _digest_on_target(self, row: ObjectRow, size: int) -> str | None:
+        """The digest failover wrote into the target object's metadata, if the target holds an
+        object of the right size with one: a copy verified earlier, or one stored by an attempt that
+        died (or failed) after the target had it but before the journal recorded it."""
         try:
             found = self.target.head(row.dst_bucket, row.dst_key)
         except NotFound:
@@ -236,15 +243,17 @@ class Copier:
         meta: ObjectMeta,
         tags: dict[str, str],
         *,
-        start_part: int,
         digest: Digest,
         upload_id: str | None = None,
         part_size: int | None = None,
-        done: list[PartInfo] | None = None,
-        first_chunk: bytes | None = None,
+        on_target: Callable[[int, bytes], PartInfo | None] | None = None,
     ) -> Result:
         """Part by part; every part is in the journal once the target has it, so a crash loses at
-        most the part in flight. Only ``part_size`` bytes are in memory at a time."""
+        most the parts in flight. Only ``part_size`` bytes per part in flight are in memory.
+
+        Resuming, ``on_target(number, chunk)`` returns the part when the target already has those
+        bytes as that part: it is reused, not sent, wherever it is (parts finish out of order, so
+        an earlier run may have left any of them)."""
         target = self.target
         if upload_id is None:
             part_size = target.capabilities.limits.part_size_for(info.size, target.part_size)
@@ -253,17 +262,19 @@ class Copier:
             self.journal.set_upload(row, upload_id, part_size)
             self.report.multipart["started"] += 1
         assert part_size is not None
-        parts = list(done or [])
+        parts: list[PartInfo] = []
         sent = 0
         total_parts = max(1, -(-info.size // part_size))
         inflight: list[concurrent.futures.Future[PartInfo]] = []
         try:
-            for number in range(start_part, total_parts + 1):
-                if number == start_part and first_chunk is not None:
-                    chunk = first_chunk  # read already (resuming), not yet sent
-                else:
-                    chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
+            for number in range(1, total_parts + 1):
+                chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
                 digest.update(chunk)  # in order, whatever order the parts finish in
+                reused = on_target(number, chunk) if on_target else None
+                if reused is not None:
+                    parts.append(reused)
+                    self.report.multipart["parts_reused"] += 1
+                    continue
                 self.bandwidth.take(len(chunk))
                 self.part_slots.acquire()
                 future = self.part_pool.submit(self._upload_part, row, upload_id, number, chunk)
@@ -275,7 +286,7 @@ class Copier:
                 raise IntegrityError("source is longer than listed", target=row.src_key)
             self._wait_parts(inflight, 0)
             parts += [future.result() for future in inflight]
-            self._complete(row, upload_id, parts, info.size)
+            self._complete(row, upload_id, sorted(parts, key=lambda part: part.number), info.size)
         except BaseException as error:
             concurrent.futures.wait(inflight)  # never leave a part upload running behind us
             if isinstance(error, ProviderError) and not error.retryable:
@@ -337,46 +348,32 @@ class Copier:
                 reader.close()
                 self._abort(row, upload_id)  # the source changed: these parts are stale
                 return None
+
             # The parts are re-read from the source (to rebuild the digest), never re-sent while
             # they prove to be on the target: recorded in the journal, or (sent just before a crash,
             # not yet recorded) matching a content digest the store reports for them.
-            digest = new_digest(self.algorithm)
-            reusable: list[PartInfo] = []
-            pending: bytes | None = None
-            total_parts = max(1, -(-info.size // part_size))
-            for number in range(1, total_parts + 1):
+            def on_target(number: int, chunk: bytes) -> PartInfo | None:
                 theirs = remote.get(number)
                 if theirs is None:
-                    break
-                chunk = read_full(reader, min(part_size, info.size - (number - 1) * part_size))
+                    return None
                 mine = local.get(number)
                 if mine is not None and mine.etag == theirs.etag and mine.size == len(chunk):
                     # The part's checksum comes from the journal where the store does not list it.
-                    confirmed: PartInfo | None = PartInfo(
-                        theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum
-                    )
-                else:
-                    confirmed = target.confirm_part(theirs, chunk)
-                if confirmed is None:
-                    pending = chunk
-                    break
-                digest.update(chunk)
-                reusable.append(confirmed)
+                    return PartInfo(theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum)
+                return target.confirm_part(theirs, chunk)
+
             meta, tags = self._metadata(row, info)
             self.report.multipart["resumed"] += 1
-            self.report.multipart["parts_reused"] += len(reusable)
             return self._multipart(
                 row,
                 reader,
                 info,
                 meta,
                 tags,
-                start_part=len(reusable) + 1,
-                digest=digest,
+                digest=new_digest(self.algorithm),
                 upload_id=upload_id,
                 part_size=part_size,
-                done=reusable,
-                first_chunk=pending,
+                on_target=on_target,
             )
 
     def _abort(self, row: ObjectRow, upload_id: str) -> None:

@@ -129,6 +129,7 @@ class SyncEngine:
         self.progress = progress or SilentProgress()
         self.keys = TargetKeys(target, options.invalid_keys)
         self._abort: str | None = None
+        self._auth_failed = False
         self._abort_lock = threading.Lock()
 
     # -- the run -----------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class SyncEngine:
             finally:
                 copier.close()
                 report.aborted = self._abort
+                report.auth_failed = self._auth_failed
                 report.finished = time.time()
                 report.retries = {"source": self.source.counters.retries, "target": self.target.counters.retries}
                 report.bytes_read = self.source.counters.bytes_read
@@ -226,7 +228,8 @@ class SyncEngine:
     def _fail_fast(self, error: FailoverError) -> None:
         with self._abort_lock:
             if self._abort is None:
-                self._abort = str(error)
+                self._abort = str(error) + (f" ({error.hint})" if error.hint else "")
+                self._auth_failed = isinstance(error, AuthError)
 
     # -- one bucket --------------------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class SyncEngine:
                 return
         if self.source is not self.target or pair.src_bucket != pair.dst_bucket:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
-        self._list_target(pair, bucket, journal)
+        self._list_target(pair, bucket, journal, report)
         workers = max(1, options.workers)
         slots = threading.BoundedSemaphore(workers * 2)
         failures_before = report.total("failed")
@@ -277,7 +280,7 @@ class SyncEngine:
         self.target.create_bucket(name)
         return True
 
-    def _list_target(self, pair: BucketPair, bucket: BucketReport, journal: Journal) -> None:
+    def _list_target(self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport) -> None:
         try:
             if not self.target.bucket_exists(pair.dst_bucket):
                 return
@@ -286,6 +289,9 @@ class SyncEngine:
                 bucket.target_listed += len(batch)
         except ProviderError as error:
             bucket.target_listing_complete = False
+            if self.options.delete:  # then it is why the run cannot finish what it was asked to do
+                report.error(f"{pair.dst_bucket}/{pair.dst_prefix}", f"listing the target failed: {error}")
+            # Without --delete it costs only re-sends: objects it did not show are copied again.
             self.progress.note(f"listing {pair.dst_bucket} on the target failed: {error}; nothing will be deleted")
             if isinstance(error, AuthError):
                 self._fail_fast(error)
@@ -341,6 +347,7 @@ class SyncEngine:
         anything was written under the abort policy (see :meth:`_prescan`)."""
         try:
             self.target.check_key(row.dst_key)
+            self.target.capabilities.limits.part_size_for(row.size, self.target.part_size)
         except (InvalidRequest, NotSupported) as error:
             return f"cannot be stored on the target: {error.message}"
         if self.keys.may_collide:
@@ -415,6 +422,8 @@ class SyncEngine:
             if result.outcome is Outcome.COPIED:
                 bucket.copied += 1
                 bucket.copied_bytes += result.size
+            elif result.outcome is Outcome.UNCHANGED:
+                bucket.unchanged += 1
             elif result.outcome is Outcome.CONTENT_UNCHANGED:
                 bucket.content_unchanged += 1
             elif result.outcome is Outcome.SERVER_SIDE:
@@ -428,10 +437,18 @@ class SyncEngine:
     def _delete(
         self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport, *, clean: bool
     ) -> None:
-        if not (bucket.listing_complete and bucket.target_listing_complete and clean and not self._abort):
-            report.delete_refused = (
-                f"{bucket.target}: not deleting anything, the run had listing errors or failed copies"
+        reasons = [
+            reason
+            for reason, present in (
+                ("the source listing failed", not bucket.listing_complete),
+                ("the target listing failed", not bucket.target_listing_complete),
+                ("copies failed", not clean),
+                ("the run was stopped", bool(self._abort)),
             )
+            if present
+        ]
+        if reasons:
+            report.delete_refused = f"{bucket.target}: not deleting anything: {', '.join(reasons)} (see errors)"
             self.progress.note(report.delete_refused)
             return
         candidates = sum(1 for _ in journal.target_only(pair.dst_bucket, pair.dst_prefix))

@@ -81,6 +81,8 @@ class SyncReport:
     skipped_keys: list[dict[str, str]] = field(default_factory=list)
     delete_refused: str | None = None
     aborted: str | None = None
+    auth_failed: bool = False
+    """The run stopped because credentials were refused (the CLI exits 4)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def error(self, key: str, message: str) -> None:
@@ -168,4 +170,5 @@ class SyncReport:
             "skipped_keys": self.skipped_keys,
             "delete_refused": self.delete_refused,
             "aborted": self.aborted,
+            "auth_failed": self.auth_failed,
         }

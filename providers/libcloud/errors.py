@@ -37,7 +37,7 @@ from failover.errors import (
     converter,
 )
 
-from ..http_errors import CodeTable
+from ..http_errors import CodeTable, untrusted_certificate
 
 __all__ = ["converted", "translate"]
 
@@ -69,6 +69,9 @@ def _status(exc: BaseException) -> int | None:
 def translate(exc: BaseException, *, operation: str = "", target: str = "") -> FailoverError:
     common: dict[str, Any] = {"operation": operation, "target": target}
     text = _readable(str(getattr(exc, "value", None) or exc))
+    refused = untrusted_certificate(exc, **common)
+    if refused is not None:
+        return refused
     if isinstance(exc, ContainerDoesNotExistError | ObjectDoesNotExistError):
         return NotFound("no such bucket or key", **common)
     if isinstance(exc, ZoneDoesNotExistError | RecordDoesNotExistError):

@@ -9,7 +9,7 @@ import httpx
 
 from failover.errors import ConnectionLost, FailoverError, ProviderError, Timeout, converter
 
-from ..http_errors import CodeTable
+from ..http_errors import CodeTable, untrusted_certificate
 
 __all__ = ["ApiError", "converted", "translate"]
 
@@ -43,6 +43,9 @@ def translate(exc: BaseException, *, operation: str = "", target: str = "") -> F
         # PowerDNS answers 409 for a zone that exists and 422 for a request it cannot apply.
         code = {409: "Conflict"}.get(exc.status, str(exc.status))
         return TABLE.classify(code, exc.status, exc.message, exc.headers, **common)
+    refused = untrusted_certificate(exc, **common)
+    if refused is not None:
+        return refused
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(str(exc) or "timed out", **common)
     if isinstance(exc, httpx.TransportError):

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from failover.errors import AlreadyExists, FailoverError, converter
+from failover.errors import AlreadyExists, AuthError, FailoverError, converter
 
 from ..botocore_errors import KINDS, CodeTable, translator
 
-__all__ = ["BucketOwnedByYou", "classify", "converted", "translate"]
+__all__ = ["PERMISSIONS", "BucketOwnedByYou", "classify", "converted", "translate"]
 
 
 class BucketOwnedByYou(AlreadyExists):
@@ -94,13 +94,43 @@ _TABLE = CodeTable(
 )
 
 
+# The IAM actions each operation of the s3 adapter needs (the least-privilege policies in
+# RELIABILITY.md are built from this table): an AccessDenied names what is missing.
+PERMISSIONS = {
+    "list_buckets": "s3:ListAllMyBuckets",
+    "bucket_exists": "s3:ListBucket",
+    "create_bucket": "s3:CreateBucket",
+    "delete_bucket": "s3:DeleteBucket",
+    "list_objects": "s3:ListBucket",
+    "head": "s3:GetObject",
+    "open": "s3:GetObject",
+    "read": "s3:GetObject",
+    "get_tags": "s3:GetObjectTagging",
+    "put": "s3:PutObject",
+    "put_tags": "s3:PutObjectTagging",
+    "copy": "s3:GetObject on the source and s3:PutObject",
+    "delete": "s3:DeleteObject",
+    "start_upload": "s3:PutObject",
+    "upload_part": "s3:PutObject",
+    "complete_upload": "s3:PutObject",
+    "abort_upload": "s3:AbortMultipartUpload",
+    "list_uploads": "s3:ListBucketMultipartUploads",
+    "list_parts": "s3:ListMultipartUploadParts",
+}
+
+
 def classify(code: str, status: int, message: str, headers: Mapping[str, str], **common: Any) -> FailoverError:
     """The failover error for an S3 error response (code from the XML body, HTTP status, headers).
     Used for botocore's ClientError and for the lean data path alike."""
     if code == "BucketAlreadyOwnedByYou":
         text = f"{code}: {message}" if message and message != code else code
         return BucketOwnedByYou(text, status=status, **common)
-    return _TABLE.classify(code, status, message, headers, **common)
+    error = _TABLE.classify(code, status, message, headers, **common)
+    needed = PERMISSIONS.get(str(common.get("operation", "")))
+    if isinstance(error, AuthError) and code in ("AccessDenied", "403") and needed:
+        target = common.get("target") or "the bucket"
+        error.hint = f"the credentials lack {needed} on {target}"
+    return error
 
 
 translate = translator(classify)

@@ -35,6 +35,7 @@ from xml.etree import ElementTree
 
 from failover.errors import ConnectionLost, FailoverError, IntegrityError, ProviderError, Timeout
 
+from ..http_errors import untrusted_certificate
 from .errors import classify
 
 __all__ = ["Credentials", "FastPath", "ListPage", "ListedObject", "Response", "parse_list_page"]
@@ -213,6 +214,9 @@ class Response:
 
 
 def _network_error(exc: BaseException, operation: str) -> ProviderError:
+    refused = untrusted_certificate(exc, operation=operation)
+    if refused is not None:
+        return refused
     if isinstance(exc, socket.timeout | TimeoutError):
         return Timeout(f"timed out: {exc}", operation=operation)
     if isinstance(exc, http.client.IncompleteRead):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
+import functools
 import hashlib
 import re
 import urllib.parse
@@ -338,7 +339,12 @@ class S3Store(ObjectStore):
         token: str | None = None
         tokens: set[str] = set()
         while True:
-            page = self._list_page(bucket, prefix, start_after, token)
+            # Each page under the retry policy, checked before any of it is passed on: a bad page is
+            # asked for again with the same token, not the whole listing (which, on a store that
+            # does not list in key order, could only resume by listing again from the start).
+            page = self._call(
+                "list_objects", functools.partial(self._checked_page, bucket, prefix, start_after, token, tokens)
+            )
             for item in page.objects:
                 if ordered and last is not None and item.key <= last:
                     raise ListingIncomplete(
@@ -351,11 +357,18 @@ class S3Store(ObjectStore):
             if not page.truncated:
                 return
             token = page.next_token
-            if not token:
-                raise ListingIncomplete("listing claims more keys but gave no continuation token", target=bucket)
-            if token in tokens:
-                raise ListingIncomplete("listing returned a continuation token twice", target=bucket)
+            assert token is not None  # checked by _checked_page
             tokens.add(token)
+
+    def _checked_page(
+        self, bucket: str, prefix: str, start_after: str | None, token: str | None, seen: set[str]
+    ) -> ListPage:
+        page = self._list_page(bucket, prefix, start_after, token)
+        if page.truncated and not page.next_token:
+            raise ListingIncomplete("listing claims more keys but gave no continuation token", target=bucket)
+        if page.next_token in seen:
+            raise ListingIncomplete("listing returned a continuation token twice", target=bucket)
+        return page
 
     def _info(self, bucket: str, key: str, response: Mapping[str, Any], size: int) -> ObjectInfo:
         # The store omits x-amz-tagging-count when there are no tags, if it reports counts at all.

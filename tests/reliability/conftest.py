@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from botocore.config import Config
@@ -32,7 +32,12 @@ SIZES = {
     "large": {"small": 12000, "large": 12, "large_mib": 40, "crash_small": 3000},
 }[PROFILE]
 RESULTS = REPO / ".lab" / "reliability" / f"{PROFILE}.json"
+TIMEOUT = {"pr": 300, "large": 1800}[PROFILE]
+"""Seconds any one test may take (pytest-timeout): no hang, at either profile's size."""
 
+# The rig's target runs with canary credentials: test_secrets looks for them everywhere.
+CANARY_SECRET = "CANARY-rig-secret-" + secrets.token_hex(8)
+CANARY_KEY = "canarykey" + secrets.token_hex(4)
 RIG_KEY = "FAILOVER_RIG_TARGET_KEY"
 RIG_SECRET = "FAILOVER_RIG_TARGET_SECRET"
 
@@ -65,18 +70,20 @@ class Rig:
     source_proxy: FaultProxy
     target_proxy: FaultProxy
     env: dict[str, str] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+    """Everything every command run against the rig printed (scanned for canaries)."""
 
     def reader(self, side: str) -> Any:
         """boto3 straight to a server (no proxy, not failover's code)."""
         state = self.lab.servers["localstack"] if side == "source" else self.target.state
-        return boto3.client(
-            "s3",
-            endpoint_url=state.endpoint,
-            aws_access_key_id=state.access_key_id,
-            aws_secret_access_key=state.secret_access_key,
-            region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required"),
+        return state.client(
+            "s3", config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required")
         )
+
+    def target_writes(self) -> int:
+        """Write requests the target's proxy has seen since the last :meth:`faults`."""
+        requests = self.target_proxy.stats.requests
+        return sum(n for kind, n in requests.items() if kind in ("put", "part", "create_upload", "complete", "delete"))
 
     def restart_target(self) -> None:
         """Start the killed target again (same ports when free) and point the proxy at it."""
@@ -118,7 +125,8 @@ def rig(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]
     root = tmp_path_factory.mktemp("rig")
     server = S3Server(root)
     avoid = {port for state in lab.servers.values() for port in state.ports.values()}
-    state = server.start(None, avoid)
+    canary = ServerState(S3Server.name, "seaweedfs", "", access_key_id=CANARY_KEY, secret_access_key=CANARY_SECRET)
+    state = server.start(canary, avoid)
     target = Target(server, state, avoid)
     try:
         deadline = time.monotonic() + 90
@@ -146,15 +154,28 @@ def rig(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]
 _results: dict[str, Any] = {}
 
 
-@pytest.fixture(scope="session")
-def record() -> Iterator[Any]:
-    """record(scenario, **figures): kept for RELIABILITY.md."""
+class Recorder:
+    """``record(scenario, **figures)``: kept for RELIABILITY.md; ``record.get(scenario)``."""
 
-    def add(scenario: str, **figures: Any) -> None:
+    def __call__(self, scenario: str, **figures: Any) -> None:
         _results[scenario] = figures
 
-    yield add
+    def get(self, scenario: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = _results.get(scenario)
+        return found
+
+
+@pytest.fixture(scope="session")
+def record() -> Iterator[Recorder]:
+    yield Recorder()
     if _results:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         RESULTS.write_text(json.dumps({**previous, **_results, "profile": PROFILE}, indent=2, default=str) + "\n")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(TIMEOUT))

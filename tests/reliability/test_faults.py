@@ -61,7 +61,7 @@ def test_each_fault_alone(rig: Rig, record: Any, tmp_path: Path, fault: str, sid
     injected = proxy.stats.faults[fault]
     reruns = 0
     while code != 0 and reruns < 3:  # a fault that outlasts every retry fails that run, never silently
-        listed = all(b["listing_complete"] for b in report["buckets"])
+        listed = all(b["listing_complete"] and b["target_listing_complete"] for b in report["buckets"])
         assert report["errors"] or report["aborted"] or not listed, (code, report["totals"], report["skipped_keys"])
         code = run_sync(rig, bucket, tmp_path / "rerun.json")
         reruns += 1
@@ -189,3 +189,27 @@ def test_no_delete_after_a_listing_error(rig: Rig, record: Any, tmp_path: Path, 
     assert deletes_while_broken == 0, "nothing is deleted on the strength of a broken listing"
     assert report["delete_refused"] and "listing" in report["delete_refused"]
     assert clean == 0 and not any(key in left for key in stale)
+
+
+def test_a_broken_target_listing_sends_nothing_again(rig: Rig, record: Any, tmp_path: Path) -> None:
+    """Every target listing page broken on a re-run: objects verified before are confirmed with a
+    HEAD (our digest still in their metadata), not sent again; the run refuses to delete and says so."""
+    rig.faults()
+    items = dataset.build(60, 1, 9, seed=13)
+    bucket, code, _ = _copy(rig, items, tmp_path)
+    assert code == 0
+    rig.faults(target=Plan(seed=4, rates={"listing_no_token": 1.0}))
+    code = run_sync(rig, bucket, tmp_path / "again.json")
+    report = json.loads((tmp_path / "again.json").read_text())
+    heads = rig.target_proxy.stats.requests["head"]
+    record(
+        "target listing always broken, re-run with --delete",
+        exit=code,
+        objects=report["totals"]["listed"],
+        confirmed_by_head=report["totals"]["unchanged"],
+        write_requests=rig.target_writes(),
+    )
+    assert code == 1 and "the target listing failed" in report["delete_refused"]
+    assert report["totals"]["unchanged"] == report["totals"]["listed"] == len(items)
+    assert rig.target_writes() == 0, "nothing verified was sent again"
+    assert heads >= len(items)

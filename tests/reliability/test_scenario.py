@@ -80,6 +80,8 @@ def run_sync(rig: Rig, bucket: str, report: Path, *, failpoint: str | None = Non
     argv += ["--invalid-keys", "encode", "--max-workers", "8", "--report", str(report)]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    rig.outputs.append(result.stdout + result.stderr)
+    report.with_suffix(".log").write_text(result.stdout + result.stderr)  # beside its report, to explain a failure
     return result.returncode
 
 
@@ -165,7 +167,10 @@ def test_everything_at_once(rig: Rig, record: Any, tmp_path: Path) -> None:
             run["killed"] = True
         else:
             report = json.loads(report_path.read_text())
-            listing_ok = report["aborted"] is None and all(b["listing_complete"] for b in report["buckets"])
+            # With --delete, both listings must be complete for the run to do what it was asked.
+            listing_ok = report["aborted"] is None and all(
+                b["listing_complete"] and b["target_listing_complete"] for b in report["buckets"]
+            )
             deleted_now = len(rig.target_proxy.stats.deletes) - deletes_before
             if not listing_ok:
                 deletes_after_listing_error += deleted_now
