@@ -42,7 +42,11 @@ reliability: install
 	$(BIN)/failover lab up && $(BIN)/pytest tests/reliability $(PYTEST_ARGS) && \
 	$(BIN)/python -m tests.reliability.figures --write RELIABILITY.md
 
+# Every demo starts from a new lab directory (the servers' installs stay cached in .lab/cache): an
+# evacuation that already happened, with its instances stopped by `lab down`, cannot be shown again.
 demo: install
+	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo $(BIN)/failover lab down >/dev/null 2>&1 || true
+	@rm -rf $(LAB_ROOT)/demo
 	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo FAILOVER=$(BIN)/failover bash localstack/demo.sh
 
 lab-up: install

@@ -34,13 +34,16 @@ step "6/6 what users get now: the new DNS answers, the app runs there, its media
 address=$("$failover" --json dns query onprem www.social.example | "$python" -c \
   'import json, sys; print(json.load(sys.stdin)["answer"][0])')
 "$python" - "$address" <<'PY'
-import json, sys, urllib.request
+import json, sys, urllib.error, urllib.request
 direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 address = sys.argv[1]
-page = json.load(direct.open(f"http://{address}:8080/", timeout=10))
-print(f"GET http://{address}:8080/ -> {page}")
-with direct.open(f"http://{address}:8080/media/avatars/user000.png", timeout=10) as image:
-    body = image.read()
+try:
+    page = json.load(direct.open(f"http://{address}:8080/", timeout=10))
+    print(f"GET http://{address}:8080/ -> {page}")
+    with direct.open(f"http://{address}:8080/media/avatars/user000.png", timeout=10) as image:
+        body = image.read()
+except (urllib.error.URLError, OSError) as error:
+    sys.exit(f"the app at {address}:8080 did not answer ({error}); `failover lab status` shows the lab")
 print(f"GET http://{address}:8080/media/avatars/user000.png -> {image.status} {image.headers['Content-Type']}, "
       f"{len(body)} bytes, fetched by the app from {page['media']}")
 PY
