@@ -19,10 +19,7 @@ from failover.connect import open_compute
 from failover.errors import NotFound, NotSupported, Timeout
 from failover.rehost.mapping import choose_image, choose_size
 
-
-def declared(compute: Compute, capability: ComputeCapability) -> None:
-    if capability not in compute.capabilities:
-        pytest.skip(f"declared: {compute.name} does not declare {capability.value}")
+from .declared import declared
 
 
 class ComputeConformance:

@@ -18,10 +18,7 @@ from failover.connect import open_dns
 from failover.dns import Dns, DnsCapability, RecordSet, portable_records, query, record_set
 from failover.errors import InvalidRequest, NotFound, NotSupported
 
-
-def declared(dns: Dns, capability: DnsCapability) -> None:
-    if capability not in dns.capabilities:
-        pytest.skip(f"declared: {dns.name} does not declare {capability.value}")
+from .declared import declared
 
 
 class DnsConformance:

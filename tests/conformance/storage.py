@@ -31,6 +31,7 @@ from failover.errors import InvalidRequest, NotFound, NotSupported
 from failover.storage import ObjectStore
 from failover.types import ByteRange, MetaField, ObjectMeta
 
+from .declared import declared
 from .divergences import divergence_for
 
 MIB = 1024 * 1024
@@ -60,12 +61,6 @@ def build_key(prefix: str, suffix: str) -> str:
     if suffix == "<1024 bytes in one segment>":
         return prefix + "x" * (1024 - len(prefix.encode()))
     return prefix + suffix
-
-
-def declared(store: ObjectStore, *capabilities: Capability) -> None:
-    for capability in capabilities:
-        if capability not in store.capabilities:
-            pytest.skip(f"declared: {store.name} does not declare {capability.value}")
 
 
 def declared_key(store: ObjectStore, key: str) -> None:
