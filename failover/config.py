@@ -115,6 +115,24 @@ class ResolvedCredentials:
         return self.key is None and self.secret is None and self.profile is None
 
 
+def _endpoint_shape(value: str | None) -> str | None:
+    """Refuse, at load (so with file:line), an endpoint that is not a URL or that carries
+    credentials in its user info. The message never repeats the value of a credential."""
+    if value is None:
+        return value
+    try:
+        parsed = urllib.parse.urlsplit(value)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"endpoint is not a valid URL ({exc})") from None
+    if parsed.username is not None or parsed.password is not None:
+        raise ValueError(
+            "the endpoint holds credentials (user:password@host); credentials may not be written in the providers "
+            "file: reference them with credentials: {key_env: ..., secret_env: ...}"
+        )
+    return value
+
+
 class ServiceConfig(_Strict):
     type: str
     endpoint: str | None = None
@@ -125,6 +143,8 @@ class ServiceConfig(_Strict):
     ca_bundle: str | None = None
     allow_plain_http: bool = False
     """Plain http:// is refused for anything but loopback unless this is set."""
+
+    _endpoint = field_validator("endpoint")(classmethod(lambda cls, value: _endpoint_shape(value)))
 
 
 class ProviderConfig(_Strict):
@@ -139,6 +159,8 @@ class ProviderConfig(_Strict):
     compute: ServiceConfig | None = None
     dns: ServiceConfig | None = None
     account: ServiceConfig | None = None
+
+    _endpoint = field_validator("endpoint")(classmethod(lambda cls, value: _endpoint_shape(value)))
 
     @model_validator(mode="before")
     @classmethod
@@ -250,7 +272,11 @@ def _is_loopback(host: str) -> bool:
 
 
 def check_endpoint(endpoint: str, *, allow_plain_http: bool, where: str) -> None:
-    parsed = urllib.parse.urlsplit(endpoint)
+    try:
+        parsed = urllib.parse.urlsplit(endpoint)
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: endpoint is not a valid URL ({exc})") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError(f"{where}: endpoint {endpoint!r} is not an http(s) URL")
     if parsed.scheme == "http" and not allow_plain_http and not _is_loopback(parsed.hostname):
@@ -360,14 +386,19 @@ def load_providers(path: Path | None = None) -> Providers:
     try:
         loaded = load_yaml_file(path)
     except YamlError as exc:
-        raise ConfigError(exc.message) from None
+        raise ConfigError(
+            exc.message, hint="the providers file is one plain YAML document: version: 1 and providers: {NAME: ...}"
+        ) from None
     if not isinstance(loaded.data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'providers:' key")
     try:
         parsed = ProvidersFile.model_validate(loaded.data)
     except ValidationError as exc:
         lines = validation_messages(exc, loaded)
-        raise ConfigError(f"{path}: invalid providers file\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(
+            f"{path}: invalid providers file\n  " + "\n  ".join(lines),
+            hint="fix the fields at the lines shown (the README's 'The providers file' section lists them)",
+        ) from None
     providers = Providers(path=str(path), file=parsed, loaded=loaded)
     for name in providers.names:
         for service in providers.services(name):

@@ -12,6 +12,7 @@ exception. The CLI maps each class to a message and an exit code.
      ├ StepFailed(step)
      └ ProviderError(provider, operation, retryable)
         ├ NotFound  ├ AlreadyExists  ├ AuthError  ├ NotSupported(capability)  ├ InvalidRequest
+        ├ Stalled             an endpoint answered nothing within the run's deadline
         ├ Transient (Throttled, Timeout, ConnectionLost, ListingIncomplete)  -> retried
         └ IntegrityError      digest mismatch, truncated body
 """
@@ -35,6 +36,7 @@ __all__ = [
     "NotSupported",
     "PlaybookError",
     "ProviderError",
+    "Stalled",
     "StepFailed",
     "Throttled",
     "Timeout",
@@ -170,6 +172,10 @@ class ListingIncomplete(Transient):
 
     Nothing may be deleted on the strength of a listing that raised this.
     """
+
+
+class Stalled(ProviderError):
+    """An endpoint stopped answering for longer than the run allows for making no progress."""
 
 
 class IntegrityError(ProviderError):

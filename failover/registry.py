@@ -69,6 +69,14 @@ _BUILTIN = [
         remote=False,
     ),
     AdapterEntry(
+        "storage",
+        "memory",
+        "failover.testing.memory:MemoryStore",
+        "failover.testing.memory:MemoryOptions",
+        "an object store in this process's memory, for tests (failover.testing.MemoryStore)",
+        remote=False,
+    ),
+    AdapterEntry(
         "compute",
         "ec2",
         "failover.providers.aws.compute:Ec2Compute",

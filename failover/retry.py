@@ -27,6 +27,8 @@ class Counters:
     retries: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
+    listings_ended_early: int = 0
+    """Listings that claimed to be complete and were not (found by confirming their end)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -35,7 +37,12 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {"retries": self.retries, "bytes_read": self.bytes_read, "bytes_written": self.bytes_written}
+            return {
+                "retries": self.retries,
+                "bytes_read": self.bytes_read,
+                "bytes_written": self.bytes_written,
+                "listings_ended_early": self.listings_ended_early,
+            }
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,22 @@ class RetryPolicy:
         fn: Callable[[], T],
         *,
         on_retry: Callable[[ProviderError, float], None] | None = None,
+        stop: Callable[[], str | None] | None = None,
     ) -> T:
         """Run ``fn``; retry it while it raises a retryable ProviderError, up to ``max_attempts``.
 
-        The last error is re-raised unchanged when attempts run out. The first attempt runs
-        directly: tenacity's bookkeeping is only set up once something has failed.
+        The last error is re-raised unchanged when attempts run out, or as soon as ``stop()`` gives
+        a reason (the run has a deadline of its own, see :mod:`failover.liveness`). The first
+        attempt runs directly: tenacity's bookkeeping is only set up once something has failed.
         """
+
+        def retryable(error: BaseException) -> bool:
+            return isinstance(error, ProviderError) and error.retryable and (stop is None or stop() is None)
+
         try:
             return fn()
         except ProviderError as error:
-            if not error.retryable or self.max_attempts <= 1:
+            if not retryable(error) or self.max_attempts <= 1:
                 raise
             first = error
         pause = self.delay(1, first)
@@ -88,7 +101,7 @@ class RetryPolicy:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts - 1),
             wait=wait,
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            retry=tenacity.retry_if_exception(retryable),
             before_sleep=before_sleep,
             reraise=True,
         )

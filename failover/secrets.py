@@ -14,7 +14,7 @@ import re
 import threading
 import urllib.parse
 
-__all__ = ["RedactingFilter", "Secret", "redact", "register_secret"]
+__all__ = ["RedactingFilter", "Secret", "display_url", "redact", "register_secret", "register_url_secrets"]
 
 MASK = "***"
 _MIN_LENGTH = 8  # shorter values would redact ordinary words ("wrong", "test")
@@ -61,6 +61,37 @@ def register_secret(value: str) -> None:
         if len(_variants) != before:
             ordered = sorted(_variants, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def register_url_secrets(url: str) -> None:
+    """A URL that may carry a token (a webhook: in its path, its query or its user info): register
+    the whole URL and each of those parts, so no output shows them."""
+    register_secret(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError:
+        return
+    if parsed.password:
+        register_secret(parsed.password)
+    tail = parsed.path + ("?" + parsed.query if parsed.query else "")
+    if len(tail) >= _MIN_LENGTH:
+        register_secret(tail)
+    for _, value in urllib.parse.parse_qsl(parsed.query, keep_blank_values=False):
+        register_secret(value)
+    for segment in parsed.path.split("/"):
+        if len(segment) >= 16 or (len(segment) >= _MIN_LENGTH and any(c.isdigit() for c in segment)):
+            register_secret(segment)
+
+
+def display_url(url: str) -> str:
+    """How a URL that may carry a token is shown: scheme and host only."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        host = parsed.hostname or "?"
+    except ValueError:
+        return "(a URL)"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{host}{port}/\u2026"
 
 
 def redact(text: str) -> str:

@@ -15,21 +15,40 @@ Contract shared by every method:
 * An operation whose capability is not declared raises :class:`~failover.errors.NotSupported`
   before anything is sent.
 * Transient failures are retried under the store's :class:`~failover.retry.RetryPolicy`; when attempts
-  run out the last error is raised.
+  run out the last error is raised. When the store belongs to a run with a :class:`~failover.liveness.
+  Liveness`, every request counts towards it and retries stop once the run has stalled.
+* A listing's end is a claim: :meth:`ObjectStore.list_objects` confirms it by asking again after the
+  last key (through the store's second listing mechanism where it declares one) and goes on when
+  more keys turn up.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import functools
+import hashlib
 import io
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from .capabilities import MIB, Capability, StoreCapabilities, key_shapes
-from .errors import IntegrityError, InvalidRequest, ListingIncomplete, NotFound, NotSupported, ProviderError, Transient
+from .errors import (
+    ConnectionLost,
+    IntegrityError,
+    InvalidRequest,
+    ListingIncomplete,
+    NotFound,
+    NotSupported,
+    ProviderError,
+    Stalled,
+    Timeout,
+    Transient,
+)
+from .liveness import Liveness
 from .retry import Counters, RetryPolicy
 from .types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
@@ -110,9 +129,11 @@ class ObjectReader:
         reopen: Callable[[int], tuple[ObjectInfo, RawBody]] | None,
         policy: RetryPolicy,
         counters: Counters,
+        on_bytes: Callable[[], None] | None = None,
     ) -> None:
         self.info = info
         self.length = length
+        self._on_bytes = on_bytes
         self._body = body
         self._start = start
         self._position = 0
@@ -156,23 +177,34 @@ class ObjectReader:
                 )
             self._position += len(data)
             self._counters.add("bytes_read", len(data))
+            if self._on_bytes is not None:
+                self._on_bytes()
             return data
 
     def _resume(self, error: ProviderError) -> None:
-        self._resumes += 1
-        if self._reopen is None or self._resumes >= self._policy.max_attempts:
-            raise error
-        self._counters.add("retries")
-        self._body.close()
-        info, body = self._reopen(self._start + self._position)
-        if info.etag and self.info.etag and info.etag != self.info.etag:
-            body.close()
-            raise IntegrityError(
-                "object changed while it was being read",
-                operation="read",
-                target=f"{self.info.bucket}/{self.info.key}",
-            )
-        self._body = body
+        """Ask for the rest of the body again, from where it stopped: the reader's one retry loop,
+        with the policy's backoff and attempt limit."""
+        while True:
+            self._resumes += 1
+            if self._reopen is None or self._resumes >= self._policy.max_attempts:
+                raise error
+            self._counters.add("retries")
+            self._body.close()
+            time.sleep(self._policy.delay(self._resumes, error))
+            try:
+                info, body = self._reopen(self._start + self._position)
+            except (Transient, IntegrityError) as again:
+                error = again
+                continue
+            if info.etag and self.info.etag and info.etag != self.info.etag:
+                body.close()
+                raise IntegrityError(
+                    "object changed while it was being read",
+                    operation="read",
+                    target=f"{self.info.bucket}/{self.info.key}",
+                )
+            self._body = body
+            return
 
     def iter_chunks(self, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
         while chunk := self.read(chunk_size):
@@ -213,6 +245,8 @@ class ObjectStore(abc.ABC):
         self.capabilities = capabilities
         self.retry = retry or RetryPolicy()
         self.counters = Counters()
+        self.liveness: Liveness | None = None
+        """Set by a run: every request counts towards its deadline for making no progress."""
         limits = capabilities.limits
         self.part_size = max(part_size, limits.min_part_size)
         self.multipart_threshold = min(
@@ -236,14 +270,56 @@ class ObjectStore(abc.ABC):
             error.operation = error.operation or operation
             raise
 
-    def _call(self, operation: str, fn: Callable[[], T]) -> T:
-        """Run one idempotent request under the retry policy, naming the provider in errors."""
+    @property
+    def namespace(self) -> str:
+        """Which bucket namespace this store reaches: two stores with the same namespace see the
+        same buckets whatever their provider names, options or credentials (the overlap guard of a
+        copy compares these). Adapters name their endpoint; the default is the provider name."""
+        return f"{type(self).__name__}:{self.name}"
 
-        def attempt() -> T:
+    @property
+    def endpoint_label(self) -> str:
+        """How errors and the run's deadline name this store: the provider and where it is."""
+        return self.name
+
+    def _stopped(self) -> str | None:
+        return self.liveness.stalled() if self.liveness is not None else None
+
+    def _attempt(self, operation: str, fn: Callable[[], T]) -> T:
+        """One request, naming the provider in its errors and counting towards the run's deadline."""
+        liveness = self.liveness
+        if liveness is None:
             with self._naming(operation):
                 return fn()
+        who = self.endpoint_label
+        liveness.asking(who)
+        answered = False
+        try:
+            with self._naming(operation):
+                result = fn()
+            answered = True
+            return result
+        except ProviderError as error:
+            # An error response is an answer; a timeout, a refused or reset connection is not.
+            answered = not isinstance(error, Timeout | ConnectionLost)
+            raise
+        finally:
+            liveness.finished(who, answered=answered)
 
-        return self.retry.call(attempt, on_retry=lambda error, delay: self.counters.add("retries"))
+    def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        """Run one idempotent request under the retry policy, naming the provider in errors. When
+        the run has stalled, a failure that would have been retried becomes :class:`Stalled`."""
+        try:
+            return self.retry.call(
+                lambda: self._attempt(operation, fn),
+                on_retry=lambda error, delay: self.counters.add("retries"),
+                stop=self._stopped,
+            )
+        except ProviderError as error:
+            reason = self._stopped()
+            if reason is not None and error.retryable:
+                raise Stalled(reason, provider=self.name, operation=operation, target=error.target) from error
+            raise
 
     def check_key(self, key: str) -> None:
         """Raise InvalidRequest or NotSupported if this store cannot hold ``key`` exactly as given
@@ -281,6 +357,12 @@ class ObjectStore(abc.ABC):
         """True when ``bucket`` exists and is reachable with these credentials."""
         return self._call("bucket_exists", lambda: self._bucket_exists(bucket))
 
+    def clock(self, bucket: str) -> datetime:
+        """The store's time now, as it stamps objects' modification times (a remote store's clock may
+        differ from this machine's): what tells an object written during a run from one written
+        before it."""
+        return self._call("clock", lambda: self._clock(bucket))
+
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket``. Idempotent: an existing bucket of ours is fine; one owned by another
         account raises AlreadyExists."""
@@ -303,36 +385,111 @@ class ObjectStore(abc.ABC):
         Order: ascending UTF-8 byte order on stores that declare SORTED_LISTING; otherwise the
         store's own stable order (and ``start_after`` means "after that key in this order").
 
-        A listing interrupted by a transient error resumes after the last key it yielded; when retries
-        run out, the error propagates and the caller must treat the listing as incomplete.
+        The end is confirmed, never taken on trust: when the listing stops, the store is asked
+        again for a key after the last one (through its second listing mechanism where it declares
+        SECOND_LISTING); if one turns up, the listing ended early and goes on from there. A listing
+        interrupted by a transient error resumes after the last key it yielded; when retries run
+        out, or the store's answers contradict each other, the error propagates and the caller must
+        treat the listing as incomplete (:class:`~failover.errors.ListingIncomplete`).
         """
-        sorted_listing = Capability.SORTED_LISTING in self.capabilities
+        return self._confirmed_listing(bucket, prefix, start_after, lister=self._list_objects, first=False)
+
+    def list_objects_second_way(
+        self, bucket: str, prefix: str = "", *, start_after: str | None = None
+    ) -> Iterator[ObjectInfo]:
+        """The same listing through the store's second, independent mechanism (SECOND_LISTING),
+        with the same contract; its end is confirmed through the first mechanism."""
+        self._require(Capability.SECOND_LISTING, "list_objects_second_way")
+        return self._confirmed_listing(bucket, prefix, start_after, lister=self._list_objects_second, first=True)
+
+    def _after_end(self, bucket: str, prefix: str, last: str | None, *, second: bool) -> str | None:
+        """Is there a key after ``last``? Asked through the other mechanism than the listing used,
+        and, when that says no, through the same one again: one answer that claims the end may be as
+        wrong as the listing was (a confirmation is a request like any other)."""
+        if Capability.SECOND_LISTING not in self.capabilities:
+            return self._first_after(bucket, prefix, last, second_way=False)
+        found = self._first_after(bucket, prefix, last, second_way=not second)
+        if found is None:
+            found = self._first_after(bucket, prefix, last, second_way=second)
+        return found
+
+    def _confirmed_listing(
+        self,
+        bucket: str,
+        prefix: str,
+        start_after: str | None,
+        *,
+        lister: Callable[[str, str, str | None], Iterable[ObjectInfo]],
+        first: bool,
+    ) -> Iterator[ObjectInfo]:
+        def confirm(last: str | None) -> str | None:
+            return self._after_end(bucket, prefix, last, second=first)
+
+        resumable = (
+            Capability.SORTED_LISTING in self.capabilities or Capability.LISTING_START_AFTER in self.capabilities
+        )
+        ordered = Capability.SORTED_LISTING in self.capabilities
         last = start_after
         failures = 0
+        stuck = 0
         while True:
-            # Unsorted stores cannot be asked to start after a key: list again and skip to it.
-            skipping = last is not None and not sorted_listing
+            # Stores that cannot start after a key are listed again and skipped to it.
+            skipping = last is not None and not resumable
+            progressed = False
             try:
-                for info in self._list_objects(bucket, prefix, None if skipping else last):
+                for info in lister(bucket, prefix, None if skipping else last):
                     if skipping:
                         skipping = info.key != last
                         continue
+                    if ordered and last is not None and info.key <= last:
+                        raise ListingIncomplete(
+                            f"listing went backwards or repeated ({info.key!r} after {last!r})", target=bucket
+                        )
                     yield info
                     last = info.key
+                    progressed = True
                     failures = 0
                 if skipping:
                     raise ListingIncomplete(
                         f"cannot resume the listing: {last!r} is gone", provider=self.name, target=bucket
                     )
-                return
+                following = self._attempt("list_objects", functools.partial(confirm, last))
             except ProviderError as error:
+                # The one retry of a listing: resume after the last key yielded (pages are not
+                # retried on their own, so attempts do not multiply).
                 error.provider = error.provider or self.name
                 error.operation = error.operation or "list_objects"
                 failures += 1
+                reason = self._stopped()
+                if reason is not None and error.retryable:
+                    raise Stalled(reason, provider=self.name, operation="list_objects", target=bucket) from error
                 if not error.retryable or failures >= self.retry.max_attempts:
                     raise
                 self.counters.add("retries")
                 time.sleep(self.retry.delay(failures, error))
+                continue
+            if following is None:
+                return
+            if ordered and last is not None and following <= last:
+                raise ListingIncomplete(
+                    f"the listing's confirmation named {following!r}, which is not after {last!r}",
+                    provider=self.name,
+                    target=bucket,
+                )
+            # The listing ended early: it claimed to be complete, yet there is more after its last key.
+            self.counters.add("listings_ended_early")
+            stuck = 0 if progressed else stuck + 1
+            if stuck >= 2:
+                # Listing again after the same key found nothing while the confirmation insists there
+                # is more: the two mechanisms contradict each other, and neither can be trusted.
+                raise ListingIncomplete(
+                    f"the store keeps ending its listing after {last!r} while a confirmation finds {following!r}",
+                    provider=self.name,
+                    target=bucket,
+                    hint="the store's listing is unreliable here; its vendor profile may need another listing "
+                    "mode (see providers/s3/vendors.yaml)",
+                )
+            failures = 0
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         """Size, ETag, modification time and metadata of one object (``meta`` is filled)."""
@@ -355,11 +512,20 @@ class ObjectStore(abc.ABC):
             end = start + length - 1
 
             def reopen(offset: int) -> tuple[ObjectInfo, RawBody]:
-                again = self._call("open", lambda: self._open(bucket, key, ByteRange(offset, end)))
+                # One attempt: the reader's own loop is the retry (with the policy's backoff).
+                again = self._attempt("open", lambda: self._open(bucket, key, ByteRange(offset, end)))
                 return again[0], again[1]
 
+        liveness, who = self.liveness, self.endpoint_label
         return ObjectReader(
-            info, body, start=start, length=length, reopen=reopen, policy=self.retry, counters=self.counters
+            info,
+            body,
+            start=start,
+            length=length,
+            reopen=reopen,
+            policy=self.retry,
+            counters=self.counters,
+            on_bytes=(lambda: liveness.answered(who)) if liveness is not None else None,
         )
 
     def get_bytes(self, bucket: str, key: str, byte_range: ByteRange | None = None) -> bytes:
@@ -497,11 +663,12 @@ class ObjectStore(abc.ABC):
         self.counters.add("bytes_written", len(data))
         return part
 
-    def complete_upload(self, bucket: str, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
-        """Assemble the parts into the object. Only after this returns is the object durable."""
+    def complete_upload(self, bucket: str, key: str, upload_id: str, parts: Sequence[PartInfo]) -> str | None:
+        """Assemble the parts into the object. Only after this returns is the object durable.
+        Returns the assembled object's ETag, when the store says."""
         self._require(Capability.MULTIPART, "complete_upload")
         ordered = sorted(parts, key=lambda p: p.number)
-        self._call("complete_upload", lambda: self._complete_upload(bucket, key, upload_id, ordered))
+        return self._call("complete_upload", lambda: self._complete_upload(bucket, key, upload_id, ordered))
 
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Abandon an upload and free its parts. Idempotent."""
@@ -528,6 +695,12 @@ class ObjectStore(abc.ABC):
         sends the part again."""
         return None
 
+    def part_proof(self, data: bytes) -> str:
+        """A checksum of a part's bytes, recorded when the part is sent so that a resumed upload
+        reuses the part only if the bytes it would send now have the same checksum. Stores return
+        the checksum they already compute for the body (cheap); the default is SHA-256."""
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
     def close(self) -> None:  # noqa: B027 - optional hook; stores without connections keep it
         """Release connections. The store is unusable afterwards."""
 
@@ -547,8 +720,37 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterable[ObjectInfo]:
-        """Objects in ascending key order, strictly after ``start_after``. May raise Transient
-        mid-way (the caller resumes after the last key it received)."""
+        """Objects under ``prefix`` in the store's listing order (ascending UTF-8 byte order with
+        SORTED_LISTING), strictly after ``start_after`` when the store can start after a key
+        (SORTED_LISTING or LISTING_START_AFTER; otherwise ``start_after`` is always None). Each object
+        once; ``meta`` is None. May raise Transient mid-way (the caller resumes after the last key it
+        received) and must raise ListingIncomplete for a page it cannot trust (a truncated page
+        without a way to continue, an unparseable one). Never ends silently before the last key."""
+
+    def _list_objects_second(self, bucket: str, prefix: str, start_after: str | None) -> Iterable[ObjectInfo]:
+        """SECOND_LISTING: the same contract as :meth:`_list_objects`, through a mechanism of the
+        store independent of it."""
+        raise NotSupported(Capability.SECOND_LISTING.value, provider=self.name)
+
+    def _first_after(self, bucket: str, prefix: str, key: str | None, *, second_way: bool) -> str | None:
+        """The key listed right after ``key`` under ``prefix`` (the first key when ``key`` is None),
+        or None when there is none: how the end of a listing is confirmed. ``second_way``: ask
+        through the second listing mechanism. Adapters override this to ask for one key only; this
+        default reads the first page of a listing (and, on stores that cannot start after a key,
+        lists again from the start)."""
+        lister = self._list_objects_second if second_way else self._list_objects
+        resumable = (
+            Capability.SORTED_LISTING in self.capabilities or Capability.LISTING_START_AFTER in self.capabilities
+        )
+        skipping = key is not None and not resumable
+        for info in lister(bucket, prefix, None if skipping else key):
+            if skipping:
+                skipping = info.key != key
+                continue
+            return info.key
+        if skipping:
+            raise ListingIncomplete(f"cannot confirm the listing: {key!r} is gone", provider=self.name, target=bucket)
+        return None
 
     @abc.abstractmethod
     def _head(self, bucket: str, key: str) -> ObjectInfo: ...
@@ -562,14 +764,40 @@ class ObjectStore(abc.ABC):
 
     # -- hooks for declared capabilities -------------------------------------------------------------
 
-    def _put_bytes(self, bucket: str, key: str, body: bytes, meta: ObjectMeta, tags: dict[str, str]) -> ObjectInfo:
-        """Single-request write (stores with MULTIPART; the others implement _put_stream)."""
+    def _put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        checksum_of: bytes | None = None,
+    ) -> ObjectInfo:
+        """Single-request write (stores with MULTIPART; the others implement :meth:`_put_stream`).
+
+        Writes ``body`` with ``meta`` (already reduced to the declared fields) and ``tags``; a write
+        that returns has replaced any object of that key. A store that declares VERIFIED_WRITES
+        sends a checksum of the bytes with them and must raise IntegrityError, storing nothing,
+        when what arrived does not match it; ``checksum_of`` (only the conformance suite passes it)
+        makes that checksum one of other bytes, to prove the store refuses. Raises NotFound for a
+        missing bucket."""
         raise NotSupported(Capability.MULTIPART.value, provider=self.name, operation="put")
 
     def _put_stream(
-        self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        size: int | None,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        checksum_of: bytes | None = None,
     ) -> ObjectInfo:
-        """Streamed write for stores without the part-level API."""
+        """Streamed write for stores without the part-level API: ``size`` bytes (or the whole
+        stream when None) from ``stream``; fewer than ``size`` is an IntegrityError and nothing is
+        stored. Otherwise the same contract as :meth:`_put_bytes`."""
         raise NotSupported("put_stream", provider=self.name, operation="put")
 
     def _create_bucket(self, bucket: str) -> None:
@@ -577,6 +805,11 @@ class ObjectStore(abc.ABC):
 
     def _delete_bucket(self, bucket: str) -> None:
         raise NotSupported(Capability.DELETE_BUCKET.value, provider=self.name)
+
+    def _clock(self, bucket: str) -> datetime:
+        """The store's current time (see :meth:`clock`). Stores on this machine use its clock;
+        remote adapters read the server's (an HTTP Date header)."""
+        return datetime.now(UTC)
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
         raise NotSupported(Capability.SERVER_SIDE_COPY.value, provider=self.name)
@@ -593,7 +826,7 @@ class ObjectStore(abc.ABC):
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
         raise NotSupported(Capability.MULTIPART.value, provider=self.name)
 
-    def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> None:
+    def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> str | None:
         raise NotSupported(Capability.MULTIPART.value, provider=self.name)
 
     def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:

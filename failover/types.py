@@ -28,6 +28,8 @@ class MetaField(enum.StrEnum):
     CONTENT_ENCODING = "content_encoding"
     CONTENT_LANGUAGE = "content_language"
     EXPIRES = "expires"
+    WEBSITE_REDIRECT_LOCATION = "website_redirect_location"
+    """Where a static-website request for the object redirects (S3's x-amz-website-redirect-location)."""
     USER = "user"
 
 
@@ -51,6 +53,7 @@ class ObjectMeta:
     content_encoding: str | None = None
     content_language: str | None = None
     expires: datetime | None = None
+    website_redirect_location: str | None = None
     user: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
@@ -97,6 +100,10 @@ class ObjectInfo:
     meta: ObjectMeta | None = None
     tag_count: int | None = None
     """How many tags the object has, when the response said (S3 GETs do); None when unknown."""
+    uncarried: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Properties of the source object that failover does not carry to another store, by name
+    (``storage_class``, ``server_side_encryption``, ``object_lock``, user metadata the store could
+    not return...), so a copy can report them as not carried instead of dropping them silently."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ Path_ = tuple[Any, ...]
 
 MAX_NODES = 200_000
 """Values a document may expand to (aliases count each time they are used)."""
+MAX_DEPTH = 64
+"""How deeply mappings and lists may nest (a provider file or playbook needs fewer than ten)."""
+MAX_SCALAR = 100_000
+"""Characters in one value (a number of 5,000 digits is a mistake, not a setting)."""
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:str",
@@ -104,10 +108,14 @@ class _Builder:
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         if node.tag not in _STANDARD_TAGS:
             raise self.error(node, f"unsupported tag {node.tag!r}; only plain YAML values are allowed")
+        if isinstance(node.value, str) and len(node.value) > MAX_SCALAR:
+            raise self.error(node, f"a value of {len(node.value)} characters is more than {MAX_SCALAR} allowed")
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise self.error(node, str(exc).splitlines()[0]) from exc
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts (4,300)
+            raise self.error(node, f"not a usable value: {str(exc).splitlines()[0]}") from exc
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
         if node.tag != "tag:yaml.org,2002:map":
@@ -139,8 +147,28 @@ class _Builder:
         return result
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before the (recursive) composer sees it."""
+    depth = 0
+    openers = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken,
+               yaml.FlowSequenceStartToken)  # fmt: skip
+    closers = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, openers):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = token.start_mark
+                    raise YamlError(source, mark.line + 1, mark.column + 1, f"nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(token, closers):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # the composer reports it, with its position
+
+
 def load_yaml(text: str, source: str = "<string>") -> Loaded:
     """Parse one YAML document safely. An empty document loads as ``None``."""
+    _check_depth(text, source)
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
@@ -149,6 +177,8 @@ def load_yaml(text: str, source: str = "<string>") -> Loaded:
         raise YamlError(source, mark.line + 1 if mark else None, mark.column + 1 if mark else None, problem) from exc
     except yaml.YAMLError as exc:
         raise YamlError(source, None, None, str(exc)) from exc
+    except RecursionError:
+        raise YamlError(source, None, None, f"nested more than {MAX_DEPTH} levels deep") from None
     if len(documents) > 1:
         second = documents[1]
         raise YamlError(source, second.start_mark.line + 1, None, "expected one YAML document, found several")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from failover.filelock import exclusive_lock
+from failover.files import write_atomic
 from failover.registry import declared_storage_capabilities, load_adapter, load_options_model
 
 from . import process
@@ -108,10 +109,9 @@ class Lab:
         return {name: ServerState(**data) for name, data in raw.get("servers", {}).items()}
 
     def _save(self, servers: dict[str, ServerState]) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"servers": {n: vars(s) for n, s in servers.items()}}, indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(self.state_path)
+        write_atomic(
+            self.state_path, json.dumps({"servers": {n: vars(s) for n, s in servers.items()}}, indent=2), mode=0o600
+        )
 
     def _running(self, state: ServerState) -> bool:
         """Started by us and still our process."""
@@ -277,6 +277,7 @@ class Lab:
                         "options": {
                             "driver": "minio",
                             "without": missing,
+                            "key_rewrites": {k.value: v.value for k, v in server.key_rewrites.items()},
                             **(
                                 {"max_key_segment_bytes": server.limits.max_key_segment_bytes}
                                 if server.limits.max_key_segment_bytes
@@ -300,6 +301,4 @@ class Lab:
             "# Written by 'failover lab up'. Credentials are referenced, never stored here:\n"
             '# eval "$(failover lab env)" exports them.\n'
         )
-        tmp = self.providers_path.with_suffix(".tmp")
-        tmp.write_text(header + yaml.safe_dump(document, sort_keys=False))
-        tmp.replace(self.providers_path)
+        write_atomic(self.providers_path, header + yaml.safe_dump(document, sort_keys=False))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.handlers
 import yaml
 from botocore.config import Config
 from failover.lab import LabInfo
@@ -65,24 +66,41 @@ def raw_s3(lab: LabInfo, provider: str) -> Any:
     return raw_client(lab, provider, "s3")
 
 
+def list_keys(client: Any, bucket: str) -> dict[str, dict[str, Any]]:
+    """Every object of ``bucket`` (key -> listing entry), listed with plain boto3 page by page with
+    StartAfter and without URL encoding: the way LocalStack 2026.3.0 lists non-ASCII keys correctly
+    (its continuation tokens fail on them, and its StartAfter comparisons go wrong when keys are
+    URL-encoded; see providers/s3/vendors.yaml). An independent reader, not failover's code."""
+    handler = botocore.handlers.set_list_objects_encoding_type_url
+    client.meta.events.unregister("before-parameter-build.s3.ListObjectsV2", handler)
+    found: dict[str, dict[str, Any]] = {}
+    last = None
+    while True:
+        page = client.list_objects_v2(Bucket=bucket, **({"StartAfter": last} if last else {}))
+        contents = page.get("Contents", [])
+        for item in contents:
+            found[item["Key"]] = item
+        if not page.get("IsTruncated"):
+            return found
+        last = contents[-1]["Key"]
+
+
 def all_objects(client: Any, bucket: str) -> dict[str, dict[str, Any]]:
     """Every object with its sha256, size, metadata and tags, read with plain boto3."""
     found = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            body = client.get_object(Bucket=bucket, Key=key)
-            data = body["Body"].read()
-            tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-            found[key] = {
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "size": len(data),
-                "content_type": body.get("ContentType"),
-                "cache_control": body.get("CacheControl"),
-                "content_disposition": body.get("ContentDisposition"),
-                "metadata": body.get("Metadata", {}),
-                "tags": {t["Key"]: t["Value"] for t in tags},
-            }
+    for key in list_keys(client, bucket):
+        body = client.get_object(Bucket=bucket, Key=key)
+        data = body["Body"].read()
+        tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+        found[key] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+            "content_type": body.get("ContentType"),
+            "cache_control": body.get("CacheControl"),
+            "content_disposition": body.get("ContentDisposition"),
+            "metadata": body.get("Metadata", {}),
+            "tags": {t["Key"]: t["Value"] for t in tags},
+        }
     return found
 
 
@@ -90,9 +108,7 @@ def snapshot(client: Any) -> dict[str, dict[str, tuple[int, str]]]:
     """Every bucket and object (size, ETag) a client can see: for 'nothing changed' checks."""
     state = {}
     for bucket in client.list_buckets()["Buckets"]:
-        objects = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
-            for item in page.get("Contents", []):
-                objects[item["Key"]] = (item["Size"], item["ETag"])
-        state[bucket["Name"]] = objects
+        state[bucket["Name"]] = {
+            key: (item["Size"], item["ETag"]) for key, item in list_keys(client, bucket["Name"]).items()
+        }
     return state

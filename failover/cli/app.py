@@ -16,7 +16,12 @@ from rich.table import Table
 from ..config import Providers, load_providers
 from ..secrets import RedactingFilter, redact
 
-__all__ = ["App", "pass_app", "setup_logging"]
+__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "App", "pass_app", "setup_logging"]
+
+EXIT_INTERNAL = 70
+"""A bug in failover (the message asks for a report)."""
+EXIT_INTERRUPTED = 130
+"""Stopped by Ctrl-C (SIGINT) or SIGTERM; re-running the command resumes."""
 
 
 def setup_logging(debug: bool, log_file: Path | None = None) -> None:

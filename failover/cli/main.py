@@ -18,7 +18,7 @@ import click
 from .. import __version__
 from ..errors import FailoverError
 from ..secrets import redact
-from .app import App, setup_logging
+from .app import EXIT_INTERNAL, EXIT_INTERRUPTED, App, setup_logging
 from .browse import ls
 from .compute import inventory, rehost
 from .dnscmd import dns
@@ -28,9 +28,6 @@ from .run import validate
 from .sync import sync, verify
 
 __all__ = ["cli", "main"]
-
-EXIT_INTERNAL = 70
-EXIT_INTERRUPTED = 130
 
 
 class _Cli(click.Group):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import AuthError, ConfigError
+from ..errors import AuthError, ConfigError, ProviderError
+from ..files import write_atomic
+from ..liveness import DEFAULT_STALL_TIMEOUT
 from ..secrets import redact
-from ..sync import SyncEngine, SyncOptions, VerifyOptions, open_locations, parse_rate, run_verify
+from ..sync import SyncEngine, SyncOptions, SyncReport, VerifyOptions, open_locations, parse_rate, run_verify
 from ..sync.digests import ALGORITHMS
 from ..units import human_size
-from .app import App, pass_app
+from .app import EXIT_INTERRUPTED, App, pass_app
 from .progress import ProgressDisplay
 
 __all__ = ["sync", "verify"]
@@ -30,10 +34,7 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
-    tmp.replace(path)
+    write_atomic(path, redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
 
 
 @click.command()
@@ -76,6 +77,26 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the JSON report here."
 )
 @click.option("--durable", is_flag=True, help="fsync the journal at every commit (survives power loss).")
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Read every object an earlier run verified again on the target and compare its digest; send again "
+    "what differs (without it, an unchanged object verified earlier is trusted to the journal).",
+)
+@click.option(
+    "--stall-timeout",
+    type=click.FloatRange(1, None),
+    default=DEFAULT_STALL_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop the run when a provider answers nothing for this long (exit 3; re-run to resume).",
+)
+@click.option(
+    "--no-cross-check",
+    "no_cross_check",
+    is_flag=True,
+    help="Do not list the source a second way to cross-check its listing (each listing's end is still confirmed).",
+)
 @pass_app
 def sync(
     app: App,
@@ -95,6 +116,9 @@ def sync(
     journal: Path | None,
     report_path: Path | None,
     durable: bool,
+    checksum: bool,
+    stall_timeout: float,
+    no_cross_check: bool,
 ) -> int:
     """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
 
@@ -116,12 +140,17 @@ def sync(
         invalid_keys=invalid_keys,  # type: ignore[arg-type]
         journal=journal,
         durable=durable,
+        checksum=checksum,
+        stall_timeout=stall_timeout,
+        cross_check=not no_cross_check,
     )
     src, dst, source_store, target_store = open_locations(app.providers, source, target)
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
-        report = SyncEngine(source_store, target_store, src, dst, options, progress).run()
-    source_store.close()
-    target_store.close()
+        engine = SyncEngine(source_store, target_store, src, dst, options, progress)
+        report = engine.run()
+    if not engine.abandoned:
+        source_store.close()
+        target_store.close()
     data = report.to_json()
     if not dry_run:
         _write(Path(report.journal).with_suffix(f".run-{report.run}.json"), data)
@@ -131,9 +160,24 @@ def sync(
         app.emit_json(data)
     else:
         _summary(app, data)
+    code = _exit_code(report)
+    if engine.abandoned:
+        # Copies are still waiting on a server that stopped answering; their threads would hold the
+        # process until the requests time out. Everything is recorded: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _exit_code(report: SyncReport) -> int:
     if report.auth_failed:
         return AuthError.exit_code
-    if dry_run:
+    if report.stalled:
+        return ProviderError.exit_code
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if report.dry_run:
         return 0 if report.aborted is None and all(b.listing_complete for b in report.buckets) else 1
     return 0 if report.complete else 1
 
@@ -185,8 +229,9 @@ def _summary(app: App, data: dict[str, Any]) -> None:
     if not fidelity["lossless"]:
         lost = ", ".join(f"{k} ({v})" for k, v in sorted(fidelity["fields_not_carried"].items()))
         app.say(f"metadata the target cannot hold (see report): {lost}", style="yellow")
-    for item in data["skipped_keys"][:10]:
-        app.say(f"skipped {item['key']!r}: {item['reason']}", style="yellow")
+    for kind, style in (("skipped", "yellow"), ("listing", "red"), ("unconfirmed", "red"), ("kept", "yellow")):
+        for item in data["keys"][kind][:10]:
+            app.say(f"{kind} {item['key']!r}: {item.get('detail', '')}", style=style)
     for item in data["errors"][:10]:
         app.say(f"failed {item['key']!r}: {item['error']}", style="red")
     if data["delete_refused"]:
@@ -194,8 +239,14 @@ def _summary(app: App, data: dict[str, Any]) -> None:
     if data["aborted"]:
         app.say(f"stopped: {data['aborted']}", style="red")
     if not data["dry_run"]:
-        verdict = "every object verified" if data["complete"] else "NOT every object is verified"
-        app.say(f"{verdict}; journal {data['journal']}", style=None if data["complete"] else "red")
+        verified = data["verified"]
+        if data["complete"]:
+            app.say(
+                f"every object verified: {verified['now']} in this run, {verified['earlier_unchanged']} by earlier "
+                f"runs and unchanged since (not read again; --checksum reads them); journal {data['journal']}"
+            )
+        else:
+            app.say(f"NOT every object is verified; journal {data['journal']}", style="red")
 
 
 @click.command()

@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from ..config import Providers
 from ..errors import PlaybookError
+from ..secrets import register_url_secrets
 from ..yamlio import Loaded, Path_, YamlError, load_yaml, load_yaml_file
-from .schema import STEP_KINDS, DnsPrepareStep, HealthStep, Playbook, RehostStep, Step
+from .schema import STEP_KINDS, DnsPrepareStep, HealthStep, NotifyStep, Playbook, RehostStep, Step
 
 __all__ = ["LoadedPlaybook", "load_playbook", "load_playbook_text", "parse_variables", "provider_lookup"]
 
@@ -264,6 +265,9 @@ def _resolve(
         lines = _errors(exc, loaded, data)
         raise PlaybookError(f"{loaded.source}: invalid playbook\n  " + "\n  ".join(lines)) from None
     order = _order(playbook, loaded)
+    for step in (*playbook.steps, *playbook.rollback):
+        if isinstance(step, NotifyStep) and isinstance(step.url, str):
+            register_url_secrets(step.url)  # a webhook URL is a credential: never shown, logged or saved
     identity = json.dumps({"text": text, "variables": variables}, sort_keys=True, default=str)
     digest = hashlib.sha256(identity.encode()).hexdigest()
     return LoadedPlaybook(playbook, path, digest, variables, order)

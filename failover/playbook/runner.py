@@ -13,6 +13,7 @@ from typing import Any
 from ..checks import check_providers
 from ..config import Providers
 from ..errors import ConfigError, FailoverError, PlaybookError, ProviderError
+from ..files import write_atomic
 from ..secrets import redact
 from .loader import LoadedPlaybook
 from .schema import Step
@@ -148,10 +149,7 @@ def _write_report(report: RunReport, directory: Path | None, extra: Path | None)
     for path in (directory / "report.json" if directory else None, extra):
         if path is None:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(path, text)
     report.report_file = str(extra or (directory / "report.json" if directory else "")) or None
 
 

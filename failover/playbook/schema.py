@@ -183,7 +183,10 @@ class NotifyStep(_Step):
     a rollback handler."""
 
     kind: Literal["notify"]
-    url: UrlTemplate
+    url: UrlTemplate | EnvRef = Field(
+        description="where to POST; webhook URLs carry tokens: give {env: VARIABLE} to keep it out of the playbook "
+        "(a written URL is shown as its host only, everywhere)"
+    )
     message: str = Field(min_length=1)
     headers: dict[str, EnvRef] = Field(default_factory=dict, description="request headers, values by reference")
     timeout: float = Field(default=10.0, gt=0)

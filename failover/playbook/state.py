@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import PlaybookError
+from ..files import write_atomic
 from ..secrets import redact
 
 __all__ = ["DONE", "RunState", "Status", "StepState", "run_dir"]
@@ -76,20 +76,9 @@ class RunState:
 
     def save(self) -> None:
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data.pop("path")
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(redact(json.dumps(data, indent=2, default=str)))
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomic(self.path, redact(json.dumps(data, indent=2, default=str)))
 
     def step(self, step_id: str, kind: str) -> StepState:
         if step_id not in self.steps:

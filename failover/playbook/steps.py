@@ -39,6 +39,7 @@ from ..errors import ConfigError, FailoverError, StepFailed
 from ..inventory import take_inventory
 from ..location import parse_location
 from ..rehost import HEALTH_TAG, SOURCE_TAG, apply_plan, check_health, plan_rehost, rollback, translation_lines
+from ..secrets import display_url, register_url_secrets
 from ..sync import SyncEngine, SyncOptions, VerifyOptions, open_locations, run_verify
 from ..units import human_size
 from .schema import (
@@ -630,21 +631,38 @@ class NotifyKind(_NoUndo):
     def requires(self, step: NotifyStep) -> list[tuple[str, str]]:
         return []
 
+    @staticmethod
+    def _url(step: NotifyStep) -> str:
+        """The webhook URL, read from the environment when given by reference. Either way it is
+        registered as a secret (webhook URLs are credentials) and shown as its host only."""
+        if isinstance(step.url, EnvRef):
+            value = os.environ.get(step.url.env)
+            if not value:
+                raise ConfigError(f"step {step.id!r}: url reads ${step.url.env}, which is not set")
+            register_url_secrets(value)
+            return value
+        return step.url
+
+    @staticmethod
+    def _shown(step: NotifyStep) -> str:
+        return f"${step.url.env}" if isinstance(step.url, EnvRef) else display_url(step.url)
+
     def plan(self, step: NotifyStep, ctx: Context) -> Planned:
-        return Planned([f"POST to {step.url}: {step.message}"])
+        return Planned([f"POST to {self._shown(step)}: {step.message}"])
 
     def apply(self, step: NotifyStep, ctx: Context) -> Outcome:
         body = {"message": step.message, "step": step.id}
         if ctx.state is not None:
             body.update(playbook=ctx.state.name, run=ctx.state.run_id)
+        url, shown = self._url(step), self._shown(step)
         try:
             with httpx.Client(timeout=step.timeout, trust_env=False) as client:
-                response = client.post(step.url, json=body, headers=_headers(step.id, step.headers))
+                response = client.post(url, json=body, headers=_headers(step.id, step.headers))
         except httpx.HTTPError as error:
-            raise StepFailed(step.id, f"POST {step.url} failed: {error}") from None
+            raise StepFailed(step.id, f"POST {shown} failed: {type(error).__name__}") from None
         if not response.is_success:
-            raise StepFailed(step.id, f"POST {step.url} answered {response.status_code}")
-        return Outcome("ok", f"notified {step.url} ({response.status_code})")
+            raise StepFailed(step.id, f"POST {shown} answered {response.status_code}")
+        return Outcome("ok", f"notified {shown} ({response.status_code})")
 
 
 class ApprovalKind(_NoUndo):

@@ -1,5 +1,21 @@
 """Copying one object: stream it from the source to the target, digest it on the way, carry its
-metadata and tags, and prove it arrived. Large objects go part by part and resume after a crash."""
+metadata and tags, and prove it arrived. Large objects go part by part and resume after a crash.
+
+What is proof here, and what is only a claim:
+
+* The digest of the bytes read from the source, computed while they stream, is a fact about those
+  bytes. A target that checks every body against the checksum sent with it (VERIFIED_WRITES) holds
+  exactly what was sent once the write returns; otherwise the copy is read back and compared.
+* A digest recorded earlier (in the journal, or in the target object's ``failover-<digest>``
+  metadata) is a claim about the target. Recognising an object as already copied by its claimed
+  digest therefore also reads the target's bytes and compares them before anything is called
+  verified; only the plain incremental skip (verified by an earlier run, unchanged at the source,
+  listed on the target with its size) rests on the journal, and the report says so.
+* A multipart upload belongs to one version of the source object (ETag, size, modification time,
+  recorded before it starts). A resumed upload continues only if the source still is that version,
+  and reuses a part only when the bytes it would send now have the checksum recorded for the part
+  when it was sent (or one the store reports for it).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +23,7 @@ import concurrent.futures
 import contextlib
 import enum
 import functools
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +34,12 @@ from ..errors import IntegrityError, NotFound, ProviderError
 from ..storage import ObjectReader, ObjectStore, read_full
 from ..types import MetaField, ObjectInfo, ObjectMeta, PartInfo
 from .digests import Algorithm, Digest, metadata_key, new_digest
-from .journal import Journal, ObjectRow
+from .journal import Journal, ObjectRow, PartRow, SourceVersion
 from .keys import SOURCE_KEY_META, is_encoding_of, quote_source_key
 from .report import SyncReport
 from .throttle import Bandwidth
 
-__all__ = ["Copier", "Outcome"]
+__all__ = ["Copier", "Outcome", "Result"]
 
 # An upload started by a crashed run is ours if it began within this long of the recorded intent.
 _INTENT_MARGIN = 300.0
@@ -33,6 +50,10 @@ class Outcome(enum.Enum):
     UNCHANGED = "unchanged"
     """Verified earlier; the target listing did not show it, a HEAD found it there, unchanged."""
     CONTENT_UNCHANGED = "content_unchanged"
+    """Listed as changed, but the target holds the same bytes (read on both sides): only metadata
+    and tags were brought up to date."""
+    REVERIFIED = "reverified"
+    """--checksum: verified by an earlier run, and the target's bytes were read again and match."""
     SERVER_SIDE = "server_side"
     VANISHED = "vanished"
 
@@ -42,6 +63,8 @@ class Result:
     outcome: Outcome
     size: int
     sent: int = 0
+    repaired: bool = False
+    """The target held other bytes than the journal said (found by re-reading): sent again."""
 
 
 class _Tee:
@@ -64,6 +87,22 @@ class _Tee:
 
 def _release(slots: threading.BoundedSemaphore, _future: object) -> None:
     slots.release()
+
+
+def version_of(info: ObjectInfo) -> SourceVersion:
+    """The source version ``info`` describes (what a multipart upload is bound to)."""
+    modified = info.last_modified.isoformat() if info.last_modified else None
+    return SourceVersion(info.etag, info.size, modified)
+
+
+def _same_version(recorded: SourceVersion, now: SourceVersion) -> bool:
+    if recorded.size != now.size or recorded.etag != now.etag:
+        return False
+    # A listing and a GET may word the time differently (ISO vs HTTP date, with or without
+    # fractions of a second): compare to the second.
+    if recorded.modified and now.modified:
+        return recorded.modified[:19] == now.modified[:19]
+    return True
 
 
 class Copier:
@@ -89,16 +128,16 @@ class Copier:
         self.bandwidth = bandwidth
         self.server_side = source is target and Capability.SERVER_SIDE_COPY in target.capabilities
         self.verify_by_reading = readback or Capability.VERIFIED_WRITES not in target.capabilities
-        caps = target.capabilities
-        self.can_rewrite_meta = Capability.SERVER_SIDE_COPY in caps and MetaField.USER in caps.metadata
         # Parts of large objects upload in parallel (part_concurrency per object); parts in flight
         # across all objects are bounded, so memory stays under max_parts_in_flight x part size.
         self.part_concurrency = max(1, part_concurrency)
         self.part_slots = threading.BoundedSemaphore(max(1, max_parts_in_flight))
         self.part_pool = concurrent.futures.ThreadPoolExecutor(max(1, max_parts_in_flight), thread_name_prefix="part")
 
-    def close(self) -> None:
-        self.part_pool.shutdown(wait=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the part uploads' pool (``wait=False``: parts still blocked on a server that stopped
+        answering are left behind; their objects are not verified)."""
+        self.part_pool.shutdown(wait=wait, cancel_futures=not wait)
 
     @property
     def verification(self) -> str:
@@ -110,39 +149,53 @@ class Copier:
 
     # -- entry point -------------------------------------------------------------------------------
 
-    def copy(self, row: ObjectRow) -> Result:
+    def copy(self, row: ObjectRow, *, reverify: bool = False) -> Result:
+        """Bring ``row``'s object to the target and prove it; ``reverify``: the journal says it is
+        verified and unchanged, and the target's bytes are to be read again (--checksum)."""
         if self.server_side:
             return self._server_side(row)
-        if row.state == "verified" and row.digest and self._digest_on_target(row, row.size) == row.digest:
+        if reverify and row.digest:
+            found = self._target_digest(row, row.size)
+            if found == row.digest:
+                return Result(Outcome.REVERIFIED, row.size)
+            repaired = self._send(row)
+            repaired.repaired = True
+            return repaired
+        if row.state == "verified" and row.digest and self._still_there(row):
             # Verified earlier, but the target listing did not show it (the listing failed part-way,
-            # or it was deleted): a HEAD, not a re-send, when our digest is still on it.
+            # or it was deleted): a HEAD, not a re-send, when it is still the object we verified.
             return Result(Outcome.UNCHANGED, row.size)
         if row.upload_id or row.upload_started:
             resumed = self._resume(row)
             if resumed is not None:
                 return resumed
+        return self._send(row)
+
+    def _send(self, row: ObjectRow) -> Result:
         reader = self._open_source(row)
         if reader is None:
             return Result(Outcome.VANISHED, 0)
         with reader:
             info = reader.info
             meta, tags = self._metadata(row, info)
-            expected = None
+            claimed = None
             if self.journal.target_size(row.dst_bucket, row.dst_key) == info.size:
                 # The target listing showed an object of this size: verified earlier, or stored by
                 # an attempt that died before the journal recorded it (its digest is in its metadata).
-                expected = row.digest or self._digest_on_target(row, info.size)
-            if expected is None:
+                claimed = row.digest or self._digest_on_target(row, info.size)
+            if claimed is None:
                 return self._transfer(row, reader, info, meta, tags)
-            unchanged = self._same_content(row, reader, info, meta, tags, expected)
-            if unchanged is not None:
+            unchanged = self._same_content(row, reader, info, meta, tags, claimed)
+            if isinstance(unchanged, Result):
                 return unchanged
         # The bytes differ after all: read again, this time to send.
         again = self._open_source(row)
         if again is None:
             return Result(Outcome.VANISHED, 0)
         with again:
-            return self._transfer(row, again, again.info, meta, tags)
+            sent = self._transfer(row, again, again.info, meta, tags)
+        sent.repaired = unchanged == "repair"
+        return sent
 
     def _open_source(self, row: ObjectRow) -> ObjectReader | None:
         """The source object's body, or None if it was deleted since it was listed."""
@@ -179,14 +232,29 @@ class Copier:
         digest.update(body)
         value = digest.hexdigest()
         self.bandwidth.take(len(body))
-        self.target.put(row.dst_bucket, row.dst_key, body, meta=self._with_digest(meta, value), tags=tags or None)
-        self._confirm(row, value, len(body))
+        written = self.target.put(
+            row.dst_bucket, row.dst_key, body, meta=self._with_digest(meta, value), tags=tags or None
+        )
+        self._confirm(row, value, len(body), written.etag)
         return Result(Outcome.COPIED, len(body), len(body))
+
+    def _still_there(self, row: ObjectRow) -> bool:
+        """Whether the target still holds the object verified earlier, by a HEAD: its size, and our
+        digest in its metadata or the ETag it had when verified (the journal's record, not its bytes;
+        the same standing as an unchanged object found by a listing)."""
+        try:
+            found = self.target.head(row.dst_bucket, row.dst_key)
+        except NotFound:
+            return False
+        if found.size != row.size:
+            return False
+        if found.meta is not None and found.meta.user.get(self.digest_key) == row.digest:
+            return True
+        return bool(row.dst_etag) and (found.etag or "").strip('"') == row.dst_etag
 
     def _digest_on_target(self, row: ObjectRow, size: int) -> str | None:
         """The digest failover wrote into the target object's metadata, if the target holds an
-        object of the right size with one: a copy verified earlier, or one stored by an attempt that
-        died (or failed) after the target had it but before the journal recorded it."""
+        object of the right size with one: a claim, never proof of the bytes."""
         try:
             found = self.target.head(row.dst_bucket, row.dst_key)
         except NotFound:
@@ -195,6 +263,20 @@ class Copier:
             return None
         return found.meta.user.get(self.digest_key)
 
+    def _target_digest(self, row: ObjectRow, size: int) -> str | None:
+        """The digest of the bytes the target holds for ``row`` (read in full), or None when it holds
+        no object of that size."""
+        digest = new_digest(self.algorithm)
+        try:
+            with self.target.open(row.dst_bucket, row.dst_key) as reader:
+                if reader.info.size != size:
+                    return None
+                for chunk in reader.iter_chunks():
+                    digest.update(chunk)
+        except NotFound:
+            return None
+        return digest.hexdigest()
+
     def _same_content(
         self,
         row: ObjectRow,
@@ -202,21 +284,24 @@ class Copier:
         info: ObjectInfo,
         meta: ObjectMeta,
         tags: dict[str, str],
-        expected: str,
-    ) -> Result | None:
-        """The target holds an object of the right size with a known digest (an earlier verified
-        copy, or one an interrupted attempt stored): digest the source, and if the bytes are the
-        same, bring only the metadata and tags up to date (server-side, nothing sent). None if
-        the bytes differ."""
+        claimed: str,
+    ) -> Result | str | None:
+        """The target holds an object of the right size with a digest recorded for it (by an earlier
+        verified copy, or by an interrupted attempt). Digest the source; if it matches the claim,
+        read the target's bytes too: only if they agree is the object the same, and then only its
+        metadata and tags are brought up to date (server-side, nothing sent). None: send it;
+        ``"repair"``: send it, the target's bytes were not what its record claimed."""
         digest = new_digest(self.algorithm)
         for chunk in reader.iter_chunks():
             digest.update(chunk)
         value = digest.hexdigest()
         reader.close()
-        if value != expected:
+        if value != claimed:
             return None
         if Capability.SERVER_SIDE_COPY not in self.target.capabilities:
             return None  # cannot update metadata in place: send the object again
+        if self._target_digest(row, info.size) != value:
+            return "repair"
         self.target.copy(row.dst_bucket, row.dst_key, row.dst_bucket, row.dst_key, meta=self._with_digest(meta, value))
         if Capability.TAGS in self.target.capabilities:
             self.target.put_tags(row.dst_bucket, row.dst_key, tags)
@@ -229,10 +314,10 @@ class Copier:
         """Large objects on targets without the part API: one streamed write."""
         digest = new_digest(self.algorithm)
         tee = _Tee(reader, digest, self.bandwidth)
-        self.target.put(row.dst_bucket, row.dst_key, tee, size=info.size, meta=meta, tags=tags or None)
+        written = self.target.put(row.dst_bucket, row.dst_key, tee, size=info.size, meta=meta, tags=tags or None)
         value = digest.hexdigest()
-        self._record_digest(row, meta, value, info.size)
-        self._confirm(row, value, info.size)
+        self._digest_in_journal_only()
+        self._confirm(row, value, info.size, written.etag)
         return Result(Outcome.COPIED, info.size, tee.count)
 
     def _multipart(
@@ -257,10 +342,11 @@ class Copier:
         target = self.target
         if upload_id is None:
             part_size = target.capabilities.limits.part_size_for(info.size, target.part_size)
-            self.journal.begin_upload_intent(row)
+            self.journal.begin_upload_intent(row, version_of(info))
             upload_id = target.start_upload(row.dst_bucket, row.dst_key, meta=meta, tags=tags or None)
             self.journal.set_upload(row, upload_id, part_size)
-            self.report.multipart["started"] += 1
+            with self.report._lock:
+                self.report.multipart["started"] += 1
         assert part_size is not None
         parts: list[PartInfo] = []
         sent = 0
@@ -273,7 +359,8 @@ class Copier:
                 reused = on_target(number, chunk) if on_target else None
                 if reused is not None:
                     parts.append(reused)
-                    self.report.multipart["parts_reused"] += 1
+                    with self.report._lock:
+                        self.report.multipart["parts_reused"] += 1
                     continue
                 self.bandwidth.take(len(chunk))
                 self.part_slots.acquire()
@@ -286,20 +373,22 @@ class Copier:
                 raise IntegrityError("source is longer than listed", target=row.src_key)
             self._wait_parts(inflight, 0)
             parts += [future.result() for future in inflight]
-            self._complete(row, upload_id, sorted(parts, key=lambda part: part.number), info.size)
+            etag = self._complete(row, upload_id, sorted(parts, key=lambda part: part.number), info.size)
         except BaseException as error:
             concurrent.futures.wait(inflight)  # never leave a part upload running behind us
             if isinstance(error, ProviderError) and not error.retryable:
                 self._abort(row, upload_id)
             raise
         value = digest.hexdigest()
-        self._record_digest(row, meta, value, info.size)
-        self._confirm(row, value, info.size)
+        # The digest is known only now, after the parts: it stays in the journal (a server-side
+        # rewrite of every large object just to store it in metadata is not worth its cost).
+        self._digest_in_journal_only()
+        self._confirm(row, value, info.size, etag)
         return Result(Outcome.COPIED, info.size, sent)
 
     def _upload_part(self, row: ObjectRow, upload_id: str, number: int, chunk: bytes) -> PartInfo:
         part = self.target.upload_part(row.dst_bucket, row.dst_key, upload_id, number, chunk)
-        self.journal.record_part(row, upload_id, part)
+        self.journal.record_part(row, upload_id, part, self.target.part_proof(chunk))
         return part
 
     @staticmethod
@@ -314,56 +403,122 @@ class Copier:
                 return
             concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
 
-    def _complete(self, row: ObjectRow, upload_id: str, parts: list[PartInfo], size: int) -> None:
+    def _complete(self, row: ObjectRow, upload_id: str, parts: list[PartInfo], size: int) -> str | None:
+        """Complete the upload; returns the object's ETag. The upload and its parts stay in the
+        journal until the verified mark is committed (which clears them): a crash in between finds
+        the completed object by its parts."""
         try:
-            self.target.complete_upload(row.dst_bucket, row.dst_key, upload_id, parts)
+            return self.target.complete_upload(row.dst_bucket, row.dst_key, upload_id, parts)
         except NotFound:
-            # A retried Complete whose first attempt succeeded finds no upload: the object is there.
-            if self.target.head(row.dst_bucket, row.dst_key).size != size:
+            # A retried Complete whose first attempt succeeded finds no upload: the object is
+            # there if it is the one these parts make.
+            etag = self._assembled(row, parts, size)
+            if etag is None:
                 raise
-        self.journal.clear_upload(row)
+            return etag
+
+    def _completed_earlier(self, row: ObjectRow, parts: list[PartRow], part_size: int) -> Result | None:
+        """An upload the target no longer knows, whose object is on the target as the recorded parts
+        assemble it (its multipart ETag says so): proven with the source's bytes as they are now,
+        part by part against the checksums recorded when the parts were sent, and recorded as
+        verified without sending anything. None when that cannot be shown."""
+        recorded = row.upload_version
+        if not parts or recorded is None:
+            return None
+        ordered = sorted(parts, key=lambda p: p.number)
+        if [p.number for p in ordered] != list(range(1, len(ordered) + 1)) or any(p.proof is None for p in ordered):
+            return None
+        infos = [PartInfo(p.number, p.etag, p.size, p.checksum) for p in ordered]
+        etag = self._assembled(row, infos, recorded.size) if sum(p.size for p in ordered) == recorded.size else None
+        if etag is None:
+            return None
+        reader = self._open_source(row)
+        if reader is None:
+            return None
+        digest = new_digest(self.algorithm)
+        with reader:
+            if not _same_version(recorded, version_of(reader.info)):
+                return None
+            for part in ordered:
+                chunk = read_full(reader, part.size)
+                digest.update(chunk)
+                if len(chunk) != part.size or self.target.part_proof(chunk) != part.proof:
+                    return None
+        value = digest.hexdigest()
+        try:
+            self._confirm(row, value, recorded.size, etag)
+        except IntegrityError:
+            return None  # the assembled object does not read back as these bytes: send it again
+        self._digest_in_journal_only()
+        with self.report._lock:
+            self.report.multipart["recovered_completed"] += 1
+        return Result(Outcome.UNCHANGED, recorded.size)
+
+    def _assembled(self, row: ObjectRow, parts: list[PartInfo], size: int) -> str | None:
+        """The target object's ETag if it is the one ``parts`` assemble into (its size, and, where
+        the store's multipart ETag is the MD5 of the parts' MD5s, that ETag); None otherwise."""
+        try:
+            found = self.target.head(row.dst_bucket, row.dst_key)
+        except NotFound:
+            return None
+        etag = (found.etag or "").strip('"')
+        if found.size != size:
+            return None
+        expected = _multipart_etag(parts)
+        if expected is not None and etag.lower() != expected:
+            return None
+        return etag or "unknown"
 
     def _resume(self, row: ObjectRow) -> Result | None:
         """Continue a multipart upload an earlier run left behind, or clean it up. Parts already on
-        the target are not sent again; their bytes are re-read from the source only to rebuild the
-        digest. Returns None when the copy must start over."""
+        the target are not sent again when proven to hold the bytes now being sent; their bytes are
+        re-read from the source to prove that and to rebuild the digest. Returns None when the copy
+        must start over."""
         target = self.target
         if row.upload_id is None:
             self._abort_strays(row)
             return None
+        recorded = row.upload_version
         upload_id, part_size = row.upload_id, row.part_size or target.part_size
+        local = {p.number: p for p in self.journal.parts(row, upload_id)}
         try:
             remote = {p.number: p for p in target.list_parts(row.dst_bucket, row.dst_key, upload_id)}
         except NotFound:
-            self.journal.clear_upload(row)
-            return None
-        local = {p.number: p for p in self.journal.parts(row, upload_id)}
+            # Gone: completed by an attempt that died before its verified mark was committed (then
+            # the object is there, made of the recorded parts), or aborted.
+            recovered = self._completed_earlier(row, list(local.values()), part_size)
+            if recovered is None:
+                self.journal.clear_upload(row)
+            return recovered
         reader = self._open_source(row)
         if reader is None:
             self._abort(row, upload_id)
             return Result(Outcome.VANISHED, 0)
         with reader:
             info = reader.info
-            if info.etag != row.src_etag or info.size != row.size:
+            if recorded is None or not _same_version(recorded, version_of(info)):
+                # The upload belongs to another version of the object (or to none we know of): its
+                # parts hold other bytes than those to be sent now.
                 reader.close()
-                self._abort(row, upload_id)  # the source changed: these parts are stale
+                self._abort(row, upload_id)
+                with self.report._lock:
+                    self.report.multipart["abandoned_source_changed"] += 1
                 return None
 
-            # The parts are re-read from the source (to rebuild the digest), never re-sent while
-            # they prove to be on the target: recorded in the journal, or (sent just before a crash,
-            # not yet recorded) matching a content digest the store reports for them.
             def on_target(number: int, chunk: bytes) -> PartInfo | None:
                 theirs = remote.get(number)
-                if theirs is None:
+                if theirs is None or theirs.size != len(chunk):
                     return None
                 mine = local.get(number)
-                if mine is not None and mine.etag == theirs.etag and mine.size == len(chunk):
-                    # The part's checksum comes from the journal where the store does not list it.
+                if mine is not None and mine.etag == theirs.etag and mine.proof == target.part_proof(chunk):
+                    # The part the target holds is the one recorded, and the bytes to send now
+                    # have the checksum recorded when it was sent.
                     return PartInfo(theirs.number, theirs.etag, theirs.size, theirs.checksum or mine.checksum)
                 return target.confirm_part(theirs, chunk)
 
             meta, tags = self._metadata(row, info)
-            self.report.multipart["resumed"] += 1
+            with self.report._lock:
+                self.report.multipart["resumed"] += 1
             return self._multipart(
                 row,
                 reader,
@@ -379,7 +534,8 @@ class Copier:
     def _abort(self, row: ObjectRow, upload_id: str) -> None:
         with contextlib.suppress(ProviderError):
             self.target.abort_upload(row.dst_bucket, row.dst_key, upload_id)
-            self.report.multipart["aborted"] += 1
+            with self.report._lock:
+                self.report.multipart["aborted"] += 1
         self.journal.clear_upload(row)
 
     def _abort_strays(self, row: ObjectRow) -> None:
@@ -391,7 +547,8 @@ class Copier:
             if upload.key == row.dst_key and started >= since:
                 with contextlib.suppress(ProviderError):
                     self.target.abort_upload(upload.bucket, upload.key, upload.upload_id)
-                    self.report.multipart["aborted"] += 1
+                    with self.report._lock:
+                        self.report.multipart["aborted"] += 1
         self.journal.clear_upload(row)
 
     # -- metadata, digests, proof ------------------------------------------------------------------
@@ -402,6 +559,7 @@ class Copier:
         user = {k: v for k, v in meta.user.items() if not k.startswith("failover-")}
         meta = ObjectMeta(**{f.value: getattr(meta, f.value) for f in MetaField if f is not MetaField.USER}, user=user)
         lost = sorted(f.value for f in meta.present() - self.target.capabilities.metadata)
+        lost += sorted(info.uncarried)
         tags: dict[str, str] = {}
         if Capability.TAGS in self.source.capabilities and (info.tag_count is None or info.tag_count > 0):
             tags = self.source.get_tags(row.src_bucket, row.src_key)
@@ -422,31 +580,31 @@ class Copier:
             return meta
         return meta.with_user(**{self.digest_key: value})
 
-    def _record_digest(self, row: ObjectRow, meta: ObjectMeta, value: str, size: int) -> None:
-        """Put the digest, known only now, into the target's metadata: a server-side copy onto
-        itself where the target can do that cheaply; otherwise it lives in the journal only."""
-        limit = self.target.capabilities.limits.max_single_put
-        if self.can_rewrite_meta and size <= limit:
-            self.target.copy(
-                row.dst_bucket, row.dst_key, row.dst_bucket, row.dst_key, meta=self._with_digest(meta, value)
-            )
-        else:
-            with self.report._lock:
-                self.report.fidelity.digest_only_in_journal += 1
+    def _digest_in_journal_only(self) -> None:
+        with self.report._lock:
+            self.report.fidelity.digest_only_in_journal += 1
 
-    def _confirm(self, row: ObjectRow, value: str, size: int) -> None:
+    def _confirm(self, row: ObjectRow, value: str, size: int, etag: str | None = None) -> None:
         """Prove the bytes arrived, then commit: the target checked every body it received, or we
         read the object back and compare digests."""
         if self.verify_by_reading:
-            digest = new_digest(self.algorithm)
-            with self.target.open(row.dst_bucket, row.dst_key) as reader:
-                for chunk in reader.iter_chunks():
-                    digest.update(chunk)
-                length = reader.position
-            if length != size or digest.hexdigest() != value:
+            found = self._target_digest(row, size)
+            if found != value:
                 raise IntegrityError(
-                    f"target holds {length} bytes with {self.algorithm} {digest.hexdigest()[:16]}..., "
-                    f"expected {size} bytes with {value[:16]}...",
+                    f"target holds other bytes than sent ({self.algorithm} {str(found)[:16]}..., expected "
+                    f"{size} bytes with {value[:16]}...)",
                     target=f"{row.dst_bucket}/{row.dst_key}",
                 )
-        self.journal.mark_verified(row, value, size)
+        self.journal.mark_verified(row, value, size, etag)
+
+
+def _multipart_etag(parts: list[PartInfo]) -> str | None:
+    """The ETag S3 gives an object assembled from ``parts`` (MD5 of the parts' MD5s, "-N"), when
+    every part ETag is an MD5; None otherwise."""
+    digests = []
+    for part in parts:
+        etag = part.etag.strip('"').lower()
+        if len(etag) != 32 or any(c not in "0123456789abcdef" for c in etag):
+            return None
+        digests.append(bytes.fromhex(etag))
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(parts)}"

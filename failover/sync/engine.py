@@ -1,46 +1,84 @@
 """The sync engine: ``failover sync SRC DST``.
 
-1. Plan bucket pairs (mapping names the target cannot hold) and create missing target buckets.
-2. List the target into the journal, then stream the source listing into it in batches; each batch
-   is decided at once (unchanged and verified -> skip; otherwise copy) and handed to a bounded pool
-   of workers, so memory stays flat however many objects there are.
-3. Workers copy, digest and verify (see copier.py) and commit each object to the journal.
-4. Deletes (``--delete``) only after complete, error-free listings of both sides, and never more
-   than ``max_delete_share`` of the target without ``--force``.
+Per bucket pair, in stages:
+
+1. **List**: the source bucket must exist (nothing is created for a mistyped one). The target is
+   listed into the journal, then the source is streamed into it in batches. Every listing's end is
+   confirmed (see :meth:`ObjectStore.list_objects`); where the source declares a second listing
+   mechanism, a second, independent listing runs alongside and the two are compared at the end.
+2. **Decide** each batch at once: unchanged and verified -> skip; a key the target cannot hold,
+   or two source keys landing on one target key -> refused and named; otherwise copy.
+3. **Copy** on a bounded pool of workers (see copier.py): every worker's outcome, an exception of
+   any kind included, is accounted for and named in the report.
+4. **Commit**: verified marks in the journal; then the target is listed over what was copied, and
+   a copied object that does not show there under its name is not verified.
+
+Deletes (``--delete``) happen only after complete, confirmed and agreeing listings of both sides
+and a run without failures, never beyond ``max_delete_share`` of the target without ``--force``,
+and never of a key the source still holds (each candidate is looked up on the source first).
+
+One run per journal: the journal is locked for the run. A run has a deadline for making no
+progress (``stall_timeout``): when a provider stops answering, the run stops and says which.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import os
-import shutil
+import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from ..config import Providers
-from ..connect import open_store, same_store
-from ..errors import AuthError, ConfigError, FailoverError, InvalidRequest, NotSupported, ProviderError
+from ..connect import open_store
+from ..errors import (
+    AuthError,
+    ConfigError,
+    FailoverError,
+    IntegrityError,
+    InvalidRequest,
+    NotFound,
+    NotSupported,
+    ProviderError,
+    Stalled,
+)
+from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location, parse_location
 from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
 from .digests import Algorithm
-from .journal import Journal, ObjectRow
-from .keys import KeyPolicy, TargetKeys
+from .journal import Journal, ObjectRow, snapshot
+from .keys import KeyPolicy, TargetKeys, decode_key
 from .plan import BucketPair, plan_buckets
 from .report import BucketReport, SyncReport
 from .throttle import Bandwidth
+from .workers import Workers
 
-__all__ = ["Progress", "SyncEngine", "SyncOptions", "check_locations", "default_journal_path", "state_dir"]
+__all__ = [
+    "Progress",
+    "SyncEngine",
+    "SyncOptions",
+    "check_locations",
+    "default_journal_path",
+    "open_locations",
+    "state_dir",
+]
 
 BATCH = 500
-_counter_lock = threading.Lock()
+STOP_GRACE = 3.0
+"""Once a run stops, how long copies still in flight get to finish before the run ends without
+them (they are waiting on a server that stopped answering; the next run does them again)."""
+CHANGED_DURING_RUN_MARGIN = 2.0
+"""A key only one listing showed, last modified after (the source's clock at the bucket's start -
+this), was written during the run; any other difference between the two listings is theirs."""
 
 
 class Progress(Protocol):
@@ -81,14 +119,18 @@ class SyncOptions:
     bandwidth: float | None = None
     digest: Algorithm = "sha256"
     readback: bool = False
-    """Verify by reading every copy back, even from targets that check bodies on arrival."""
+    """Verify every copy by reading it back from the target, even from targets that check bodies."""
+    checksum: bool = False
+    """Read every object verified by an earlier run again on the target; send again what differs."""
     bucket_map: dict[str, str] = field(default_factory=dict)
     invalid_keys: KeyPolicy = "skip"
     """Keys the target cannot hold: skip and report, abort before writing, or encode (see keys.py)."""
     journal: Path | None = None
     durable: bool = False
-    max_attempts: int = 3
-    """Attempts per object for retryable failures (each request is also retried by the store)."""
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
+    """Stop the run when a provider answers nothing for this long (None: never)."""
+    cross_check: bool = True
+    """List the source a second way (where it declares one) and compare the two listings."""
 
 
 def state_dir() -> Path:
@@ -99,16 +141,49 @@ def state_dir() -> Path:
 
 
 def default_journal_path(source: Location, target: Location) -> Path:
-    import hashlib
-    import re
-
     identity = f"{source} -> {target}"
     slug = re.sub(r"[^A-Za-z0-9]+", "-", identity).strip("-")[:60]
     return state_dir() / "journals" / f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}.sqlite"
 
 
 class _Abort(Exception):
-    """Stop the run (an authorisation error, or an invalid key under --invalid-keys abort)."""
+    """Stop the run (an authorisation error, a stall, or an invalid key under --invalid-keys abort)."""
+
+
+class _Stop:
+    """Why the run stops (the first reason wins), shared by every worker."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.auth_failed = False
+        self.stalled = False
+        self.interrupted = False
+        self._lock = threading.Lock()
+
+    def set(self, reason: str, *, auth: bool = False, stalled: bool = False, interrupted: bool = False) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+                self.auth_failed, self.stalled, self.interrupted = auth, stalled, interrupted
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+def _message(error: BaseException) -> str:
+    if isinstance(error, FailoverError):
+        return str(error) + (f" (hint: {error.hint})" if error.hint else "")
+    return f"internal error in a worker: {type(error).__name__}: {error}"
+
+
+def _common_prefix(first: str, last: str) -> str:
+    """The longest prefix two keys share, character by character (what a listing's prefix means)."""
+    length = 0
+    for a, b in zip(first, last, strict=False):
+        if a != b:
+            break
+        length += 1
+    return first[:length]
 
 
 class SyncEngine:
@@ -128,15 +203,26 @@ class SyncEngine:
         self.options = options
         self.progress = progress or SilentProgress()
         self.keys = TargetKeys(target, options.invalid_keys)
-        self._abort: str | None = None
-        self._auth_failed = False
-        self._abort_lock = threading.Lock()
+        self.stop = _Stop()
+        self.liveness = Liveness(options.stall_timeout)
+        self._inflight: dict[tuple[str, str], ObjectRow] = {}
+        self._inflight_lock = threading.Lock()
+        self.abandoned = False
+        """Copies were still waiting on a server when the run ended (the CLI does not wait for them)."""
 
     # -- the run -----------------------------------------------------------------------------------
 
     def run(self) -> SyncReport:
+        """Run the sync. Raises (before anything is recorded or changed) when the source bucket does
+        not exist; every other failure ends up in the returned report."""
         options = self.options
         journal_path = options.journal or default_journal_path(self.source_location, self.target_location)
+        self._check_source()
+        for store in {id(self.source): self.source, id(self.target): self.target}.values():
+            store.liveness = self.liveness
+        watchdog = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+        done = threading.Event()
+        self._done = done
         with self._journal(journal_path) as journal:
             report = SyncReport(
                 source=str(self.source_location),
@@ -144,6 +230,7 @@ class SyncEngine:
                 dry_run=options.dry_run,
                 journal=str(journal_path),
                 digest=options.digest,
+                checksum=options.checksum,
             )
             report.started = time.time()
             journal.bind(str(self.source_location), str(self.target_location), options.digest)
@@ -159,25 +246,32 @@ class SyncEngine:
                 max_parts_in_flight=options.parts_in_flight,
             )
             report.verification = copier.verification
+            watchdog.start()
             try:
                 pairs = self._plan()
                 for pair in pairs:
-                    bucket = BucketReport(
-                        source=f"{self.source_location.provider}:{pair.src_bucket}/{pair.src_prefix}".rstrip("/"),
-                        target=f"{self.target_location.provider}:{pair.dst_bucket}/{pair.dst_prefix}".rstrip("/"),
-                        mapped_because=pair.mapped_because,
+                    report.buckets.append(
+                        BucketReport(
+                            source=f"{self.source_location.provider}:{pair.src_bucket}/{pair.src_prefix}".rstrip("/"),
+                            target=f"{self.target_location.provider}:{pair.dst_bucket}/{pair.dst_prefix}".rstrip("/"),
+                            mapped_because=pair.mapped_because,
+                        )
                     )
-                    report.buckets.append(bucket)
                 for pair, bucket in zip(pairs, report.buckets, strict=True):
-                    if self._abort:
+                    if self.stop:
                         break
                     self._sync_bucket(pair, bucket, journal, copier, report)
             except _Abort:
                 pass
+            except KeyboardInterrupt:
+                self.stop.set("interrupted", interrupted=True)
             finally:
-                copier.close()
-                report.aborted = self._abort
-                report.auth_failed = self._auth_failed
+                done.set()
+                copier.close(wait=not self.abandoned)
+                report.aborted = self.stop.reason
+                report.auth_failed = self.stop.auth_failed
+                report.stalled = self.stop.stalled
+                report.interrupted = self.stop.interrupted
                 report.finished = time.time()
                 report.retries = {"source": self.source.counters.retries, "target": self.target.counters.retries}
                 report.bytes_read = self.source.counters.bytes_read
@@ -186,9 +280,29 @@ class SyncEngine:
                     journal.finish_run("complete" if report.complete else "incomplete", report.to_json())
             return report
 
+    def _check_source(self) -> None:
+        bucket = self.source_location.bucket
+        if bucket is not None and not self.source.bucket_exists(bucket):
+            raise NotFound(
+                f"source bucket {bucket!r} does not exist on {self.source_location.provider}",
+                provider=self.source.name,
+                target=bucket,
+                hint=f"failover ls {self.source_location.provider}: lists its buckets; nothing was created or copied",
+            )
+
+    def _watch(self) -> None:
+        """The run's deadline for making no progress: stop everything once a provider is silent."""
+        while not self._done.wait(1.0):
+            reason = self.liveness.stalled()
+            if reason is not None:
+                self.stop.set(f"stopped: {reason}", stalled=True)
+                self.progress.note(f"stopping: {reason}")
+                return
+
     @contextlib.contextmanager
     def _journal(self, path: Path) -> Iterator[Journal]:
-        """The real journal; for a dry run, a throwaway copy of it (nothing is recorded)."""
+        """The real journal (locked for this run); for a dry run, a throwaway copy of it (nothing is
+        recorded, and a run in progress is not disturbed)."""
         if not self.options.dry_run:
             journal = Journal(path, durable=self.options.durable)
             try:
@@ -199,10 +313,8 @@ class SyncEngine:
         with tempfile.TemporaryDirectory(prefix="failover-dry-run-") as scratch:
             copy = Path(scratch) / "journal.sqlite"
             if path.exists():
-                source = Journal(path)  # checkpoints the WAL so the copy is whole
-                source.close()
-                shutil.copyfile(path, copy)
-            journal = Journal(copy)
+                snapshot(path, copy)
+            journal = Journal(copy, lock=False)
             try:
                 yield journal
             finally:
@@ -223,13 +335,17 @@ class SyncEngine:
         for pair in pairs:
             if pair.mapped_because:
                 self.progress.note(f"bucket {pair.src_bucket} -> {pair.dst_bucket} ({pair.mapped_because})")
+            same = self.source.namespace == self.target.namespace and pair.src_bucket == pair.dst_bucket
+            if same and (pair.src_prefix.startswith(pair.dst_prefix) or pair.dst_prefix.startswith(pair.src_prefix)):
+                raise ConfigError(
+                    f"{self.source_location} and {self.target_location} reach the same bucket "
+                    f"{pair.src_bucket} ({self.source.namespace}) and their prefixes overlap",
+                    hint="copy to another bucket or a disjoint prefix",
+                )
         return pairs
 
     def _fail_fast(self, error: FailoverError) -> None:
-        with self._abort_lock:
-            if self._abort is None:
-                self._abort = str(error) + (f" ({error.hint})" if error.hint else "")
-                self._auth_failed = isinstance(error, AuthError)
+        self.stop.set(_message(error), auth=isinstance(error, AuthError), stalled=isinstance(error, Stalled))
 
     # -- one bucket --------------------------------------------------------------------------------
 
@@ -237,6 +353,20 @@ class SyncEngine:
         self, pair: BucketPair, bucket: BucketReport, journal: Journal, copier: Copier, report: SyncReport
     ) -> None:
         options = self.options
+        try:
+            if not self.source.bucket_exists(pair.src_bucket):
+                raise NotFound(
+                    f"source bucket {pair.src_bucket!r} does not exist",
+                    provider=self.source.name,
+                    target=pair.src_bucket,
+                    hint=f"failover ls {self.source_location.provider}: lists the buckets there; nothing was created",
+                )
+        except ProviderError as error:
+            bucket.listing_complete = False
+            report.error(f"{pair.src_bucket}", str(error) + (f" (hint: {error.hint})" if error.hint else ""))
+            if isinstance(error, AuthError):
+                self._fail_fast(error)
+            return
         if options.invalid_keys == "abort":
             try:
                 self._prescan(pair)
@@ -245,31 +375,56 @@ class SyncEngine:
                 report.error(f"{pair.src_bucket}/{pair.src_prefix}", str(error))
                 self._fail_fast(error)
                 return
+        ended_early = self.source.counters.listings_ended_early, self.target.counters.listings_ended_early
         if self.source is not self.target or pair.src_bucket != pair.dst_bucket:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
         self._list_target(pair, bucket, journal, report)
-        workers = max(1, options.workers)
-        slots = threading.BoundedSemaphore(workers * 2)
         failures_before = report.total("failed")
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="copy") as pool:
-
-            def submit(row: ObjectRow) -> None:
-                slots.acquire()
-                future = pool.submit(self._copy_one, row, bucket, copier, report)
-                future.add_done_callback(lambda _: slots.release())
-
+        workers: Workers[Result] = Workers(options.workers, name="copy", stopping=lambda: bool(self.stop))
+        check = self._start_cross_check(pair, bucket, journal, report)
+        try:
             try:
                 for batch in self._batches(self.source.list_objects(pair.src_bucket, pair.src_prefix)):
-                    if self._abort:
+                    if self.stop:
                         break
-                    self._decide(pair, batch, bucket, journal, report, submit)
+                    self._decide(pair, batch, bucket, journal, report, workers, copier)
             except ProviderError as error:
                 bucket.listing_complete = False
                 report.error(f"{pair.src_bucket}/{pair.src_prefix}", f"listing failed: {error}")
-                if isinstance(error, AuthError):
+                if isinstance(error, AuthError | Stalled):
                     self._fail_fast(error)
+            if check is not None:
+                self._finish_cross_check(check, pair, bucket, journal, report, workers, copier)
+        finally:
+            finished = workers.close(cancel=bool(self.stop), timeout=STOP_GRACE if self.stop else None)
+            if not finished:
+                self._abandon(bucket, report)
+        for bug in workers.callback_errors:
+            report.error(pair.src_bucket, _message(bug))
+        if not workers.accounted and not workers.abandoned:
+            report.error(pair.src_bucket, f"{workers.submitted - workers.finished} copies did not report back")
+        report.add(
+            bucket,
+            listing_ended_early=self.source.counters.listings_ended_early
+            - ended_early[0]
+            + self.target.counters.listings_ended_early
+            - ended_early[1],
+        )
+        if not options.dry_run and not self.stop:
+            self._confirm_copies(pair, bucket, journal, report)
         if options.delete:
             self._delete(pair, bucket, journal, report, clean=report.total("failed") == failures_before)
+
+    def _abandon(self, bucket: BucketReport, report: SyncReport) -> None:
+        """The run stopped and copies are still waiting on a server that does not answer: end
+        without them, each named (the journal has them as not verified; the next run copies them)."""
+        self.abandoned = True
+        with self._inflight_lock:
+            waiting = list(self._inflight.values())
+            self._inflight.clear()
+        for row in waiting:
+            report.add(bucket, stopped=1)
+            report.name_key("failed", row.src_key, f"in flight when the run stopped ({self.stop.reason})")
 
     def _ensure_bucket(self, name: str) -> bool:
         if self.target.bucket_exists(name):
@@ -293,7 +448,7 @@ class SyncEngine:
                 report.error(f"{pair.dst_bucket}/{pair.dst_prefix}", f"listing the target failed: {error}")
             # Without --delete it costs only re-sends: objects it did not show are copied again.
             self.progress.note(f"listing {pair.dst_bucket} on the target failed: {error}; nothing will be deleted")
-            if isinstance(error, AuthError):
+            if isinstance(error, AuthError | Stalled):
                 self._fail_fast(error)
                 raise _Abort from error
 
@@ -308,6 +463,100 @@ class SyncEngine:
         if batch:
             yield batch
 
+    # -- the cross-check ---------------------------------------------------------------------------
+
+    def _start_cross_check(
+        self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport
+    ) -> tuple[concurrent.futures.Future[None], float] | None:
+        """Start the second listing; returns it and the source's clock when the listings began."""
+        if not self.options.cross_check:
+            bucket.listing_check = "end confirmed (cross-check off)"
+            return None
+        try:
+            listing = self.source.list_objects_second_way(pair.src_bucket, pair.src_prefix)
+        except NotSupported:
+            bucket.listing_check = "end confirmed (the source has no second listing mechanism)"
+            return None
+        started = self.source.clock(pair.src_bucket).timestamp()
+
+        def run() -> None:
+            for batch in self._batches(listing):
+                if self.stop:
+                    return
+                journal.record_check([(pair.src_bucket, info.key, info.size) for info in batch])
+
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cross-check")
+        future = pool.submit(run)
+        pool.shutdown(wait=False)
+        return future, started
+
+    def _finish_cross_check(
+        self,
+        started_check: tuple[concurrent.futures.Future[None], float],
+        pair: BucketPair,
+        bucket: BucketReport,
+        journal: Journal,
+        report: SyncReport,
+        workers: Workers[Result],
+        copier: Copier,
+    ) -> None:
+        check, check_started = started_check
+        try:
+            check.result()
+        except ProviderError as error:
+            bucket.listing_check = f"not cross-checked: the second listing failed ({error})"
+            bucket.listing_complete = False
+            report.error(f"{pair.src_bucket}/{pair.src_prefix}", f"the second listing of the source failed: {error}")
+            return
+        except BaseException as error:  # noqa: BLE001 - any failure of the check is accounted for
+            bucket.listing_check = "not cross-checked"
+            bucket.listing_complete = False
+            report.error(f"{pair.src_bucket}/{pair.src_prefix}", _message(error))
+            return
+        if self.stop or not bucket.listing_complete:
+            bucket.listing_check = "not cross-checked (the run stopped or the first listing failed)"
+            return
+        only_main, only_check = journal.check_differences(pair.src_bucket, pair.src_prefix)
+        started = check_started - CHANGED_DURING_RUN_MARGIN
+        disagreements: list[tuple[str, str]] = []
+        found_only_by_check: list[ObjectInfo] = []
+        for key in only_main:
+            info = self._head_source(pair.src_bucket, key)
+            if info is not None:
+                disagreements.append((key, "listed by the first listing only; the source holds it"))
+        for key in only_check:
+            info = self._head_source(pair.src_bucket, key)
+            if info is None:
+                continue  # deleted during the run
+            found_only_by_check.append(info)
+            modified = info.last_modified.timestamp() if info.last_modified else 0.0
+            if modified < started:
+                disagreements.append((key, "left out of the first listing, found by the second; copied"))
+        if found_only_by_check:
+            self._decide(pair, found_only_by_check, bucket, journal, report, workers, copier)
+        for key, detail in disagreements:
+            report.name_key("listing", key, detail)
+            journal.event("listing", pair.src_bucket, key, detail)
+        bucket.listing_disagreements = len(disagreements)
+        bucket.listing_check = (
+            "cross-checked"
+            if not disagreements
+            else f"cross-checked: the two listings disagree on {len(disagreements)}"
+        )
+        if disagreements:
+            self.progress.note(
+                f"{pair.src_bucket}: the source's two listings disagree on {len(disagreements)} key(s) "
+                "(named in the report); nothing will be deleted"
+            )
+
+    def _head_source(self, bucket: str, key: str) -> ObjectInfo | None:
+        try:
+            return self.source.head(bucket, key)
+        except NotFound:
+            return None
+
+    # -- deciding ----------------------------------------------------------------------------------
+
     def _decide(
         self,
         pair: BucketPair,
@@ -315,32 +564,36 @@ class SyncEngine:
         bucket: BucketReport,
         journal: Journal,
         report: SyncReport,
-        submit: Callable[[ObjectRow], None],
+        workers: Workers[Result],
+        copier: Copier,
     ) -> None:
         rows = []
         for info in batch:
-            bucket.listed += 1
-            bucket.listed_bytes += info.size
+            report.add(bucket, listed=1, listed_bytes=info.size)
             modified = info.last_modified.isoformat() if info.last_modified else None
             dst_key = self.keys.map(pair.dst_key(info.key))
             rows.append((pair.src_bucket, info.key, pair.dst_bucket, dst_key, info.size, info.etag, modified))
         for row in journal.record_listed(rows):
             if row.state == "verified" and journal.target_size(row.dst_bucket, row.dst_key) == row.size:
-                bucket.unchanged += 1
-                self.progress.advanced(1, row.size)
-                continue
+                if not self.options.checksum:
+                    report.add(bucket, unchanged=1)
+                    self.progress.advanced(1, row.size)
+                    continue
+                reverify = True
+            else:
+                reverify = False
             reason = self._refusal(row, journal)
             if reason is not None:
-                bucket.skipped += 1
-                report.skip(row.src_key, reason)
+                report.add(bucket, skipped=1)
+                report.name_key("skipped", row.src_key, reason)
                 if not self.options.dry_run:
                     journal.mark_skipped(row, reason)
                 continue
-            bucket.to_copy += 1
-            bucket.to_copy_bytes += row.size
+            if not reverify:
+                report.add(bucket, to_copy=1, to_copy_bytes=row.size)
             self.progress.planned(1, row.size)
             if not self.options.dry_run:
-                submit(row)
+                self._submit(row, bucket, copier, report, workers, reverify=reverify)
 
     def _refusal(self, row: ObjectRow, journal: Journal) -> str | None:
         """Why ``row`` cannot be copied as mapped (None: it can). Invalid keys were found before
@@ -350,10 +603,9 @@ class SyncEngine:
             self.target.capabilities.limits.part_size_for(row.size, self.target.part_size)
         except (InvalidRequest, NotSupported) as error:
             return f"cannot be stored on the target: {error.message}"
-        if self.keys.may_collide:
-            other = journal.other_source(row)
-            if other is not None:
-                return f"would land on the same target key as {other!r} ({row.dst_key!r}); neither is overwritten"
+        other = journal.other_source(row)
+        if other is not None:
+            return f"would land on the same target key as {other!r} ({row.dst_key!r}); neither is overwritten"
         return None
 
     def _prescan(self, pair: BucketPair) -> None:
@@ -368,10 +620,9 @@ class SyncEngine:
             except (InvalidRequest, NotSupported) as error:
                 refused.append(f"{info.key!r}: {error.message}")
                 continue
-            if self.keys.may_collide:
-                if dst_key in seen:
-                    refused.append(f"{info.key!r} and {seen[dst_key]!r} land on one target key")
-                seen[dst_key] = info.key
+            if dst_key in seen:
+                refused.append(f"{info.key!r} and {seen[dst_key]!r} land on one target key")
+            seen[dst_key] = info.key
         if refused:
             shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
             raise InvalidRequest(
@@ -381,56 +632,156 @@ class SyncEngine:
                 "under reversible names",
             )
 
-    def _copy_one(self, row: ObjectRow, bucket: BucketReport, copier: Copier, report: SyncReport) -> None:
-        if self._abort:
-            return
-        last: ProviderError | None = None
-        for attempt in range(1, self.options.max_attempts + 1):
+    # -- copying -----------------------------------------------------------------------------------
+
+    def _submit(
+        self,
+        row: ObjectRow,
+        bucket: BucketReport,
+        copier: Copier,
+        report: SyncReport,
+        workers: Workers[Result],
+        *,
+        reverify: bool,
+    ) -> None:
+        def on_result(result: Result) -> None:
+            self._count(report, bucket, row, result, copier.journal)
+            self.progress.advanced(1, row.size)
+
+        def on_error(error: BaseException) -> None:
+            self._failed(row, bucket, copier.journal, report, error)
+
+        if not workers.submit(lambda: self._copy_one(row, copier, reverify=reverify), on_result, on_error):
+            report.add(bucket, stopped=1)
+
+    def _copy_one(self, row: ObjectRow, copier: Copier, *, reverify: bool) -> Result:
+        """Copy one object. Requests are retried by the stores' retry policy; a copy whose bytes
+        did not arrive intact (or whose source changed while being read) is tried once more."""
+        name = (row.src_bucket, row.src_key)
+        with self._inflight_lock:
+            self._inflight[name] = row
+        try:
+            return self._copy_attempts(row, copier, reverify=reverify)
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(name, None)
+
+    def _copy_attempts(self, row: ObjectRow, copier: Copier, *, reverify: bool) -> Result:
+        for attempt in (1, 2):
+            if self.stop:
+                raise concurrent.futures.CancelledError("stopped before it started")
             if attempt > 1:
                 # An earlier attempt may have begun a multipart upload: resume it, never start a
                 # second one beside it.
                 row = copier.journal.refresh(row)
             try:
-                result = copier.copy(row)
-                self._count(bucket, result)
-                self.progress.advanced(1, row.size)
-                return
+                return copier.copy(row, reverify=reverify)
             except AuthError as error:
                 self._fail_fast(error)
-                last = error
-                break
-            except ProviderError as error:
-                last = error
-                if not error.retryable or attempt == self.options.max_attempts:
-                    break
-                time.sleep(self.target.retry.delay(attempt, error))
-            except FailoverError as error:
-                last = ProviderError(str(error))
-                break
-        message = str(last) if last else "unknown error"
-        copier.journal.mark_failed(row, message)
-        with report._lock:
-            bucket.failed += 1
-        report.error(row.src_key, message)
+                raise
+            except Stalled as error:
+                self._fail_fast(error)
+                raise
+            except IntegrityError:
+                if attempt == 2 or self.stop:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _failed(
+        self, row: ObjectRow, bucket: BucketReport, journal: Journal, report: SyncReport, error: BaseException
+    ) -> None:
+        if isinstance(error, concurrent.futures.CancelledError):
+            report.add(bucket, stopped=1)
+            return
+        if self.stop.stalled and isinstance(error, ProviderError) and error.retryable:
+            message = f"not copied: {self.stop.reason}"
+        else:
+            message = _message(error)
+        journal.mark_failed(row, message)
+        report.add(bucket, failed=1)
+        report.name_key("failed", row.src_key, message)
         self.progress.advanced(1, 0)
 
-    @staticmethod
-    def _count(bucket: BucketReport, result: Result) -> None:
-        # Workers of one bucket run concurrently; these are plain ints under the GIL, but a lock keeps
-        # the arithmetic obviously atomic.
-        with _counter_lock:
-            if result.outcome is Outcome.COPIED:
-                bucket.copied += 1
-                bucket.copied_bytes += result.size
-            elif result.outcome is Outcome.UNCHANGED:
-                bucket.unchanged += 1
-            elif result.outcome is Outcome.CONTENT_UNCHANGED:
-                bucket.content_unchanged += 1
-            elif result.outcome is Outcome.SERVER_SIDE:
-                bucket.server_side += 1
-                bucket.copied_bytes += result.size
-            else:
-                bucket.vanished += 1
+    def _count(
+        self, report: SyncReport, bucket: BucketReport, row: ObjectRow, result: Result, journal: Journal
+    ) -> None:
+        outcome = result.outcome
+        if outcome is Outcome.COPIED:
+            report.add(bucket, copied=1, copied_bytes=result.size, repaired=int(result.repaired))
+            if result.repaired:
+                detail = "the target held other bytes than recorded; sent again"
+                report.name_key("repaired", row.src_key, detail)
+                journal.event("repaired", row.src_bucket, row.src_key, detail)
+        elif outcome is Outcome.UNCHANGED:
+            report.add(bucket, unchanged=1)
+        elif outcome is Outcome.CONTENT_UNCHANGED:
+            report.add(bucket, content_unchanged=1)
+        elif outcome is Outcome.REVERIFIED:
+            report.add(bucket, reverified=1)
+        elif outcome is Outcome.SERVER_SIDE:
+            report.add(bucket, server_side=1, copied_bytes=result.size)
+        else:
+            report.add(bucket, vanished=1)
+
+    # -- after the copies: does the target show them? ----------------------------------------------
+
+    def _confirm_copies(self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport) -> None:
+        """List the target over what this run copied: each copied object must show there under its
+        own name with its size (a store that stores a key under another name, or loses it, is
+        caught here, not believed)."""
+        first = journal.copied_in_run(pair.dst_bucket, limit=1)
+        if not first:
+            return
+        expected: dict[str, tuple[str, int]] = {}
+        after = ""
+        lowest = first[0][0]
+        highest = lowest
+        while True:
+            page = journal.copied_in_run(pair.dst_bucket, after=after, limit=1000)
+            if not page:
+                break
+            for dst_key, src_key, size in page:
+                expected[dst_key] = (src_key, size)
+            highest = page[-1][0]
+            after = highest
+            if len(expected) > 200_000:
+                break  # bounded memory: confirm this many; the rest were confirmed by their writes
+        prefix = _common_prefix(lowest, highest)
+        try:
+            for info in self.target.list_objects(pair.dst_bucket, prefix):
+                wanted = expected.get(info.key)
+                if wanted is not None and wanted[1] == info.size:
+                    del expected[info.key]
+                if not expected:
+                    break
+        except ProviderError as error:
+            report.error(pair.dst_bucket, f"could not list the target to confirm the copies: {error}")
+            return
+        for dst_key, (src_key, size) in sorted(expected.items()):
+            shown = self._listed_as(pair.dst_bucket, dst_key)
+            if shown == (dst_key, size):
+                continue  # the range listing left it out; asked by name, the target shows it
+            detail = (
+                f"copied to {dst_key!r}, but the target lists it as {shown[0]!r}: it stores that key under another name"
+                if shown is not None
+                else f"copied to {dst_key!r}, but the target's listing does not show it"
+            )
+            journal.mark_unverified(pair.src_bucket, src_key, detail)
+            journal.event("failed", pair.src_bucket, src_key, detail)
+            report.add(bucket, unconfirmed=1)
+            report.name_key("unconfirmed", src_key, detail)
+
+    def _listed_as(self, bucket: str, key: str) -> tuple[str, int] | None:
+        """(name, size) the target shows for ``key``: listed with the key as the prefix, or, when the
+        listing does not show it but a read by name finds it, a placeholder for "another name"."""
+        try:
+            for info in self.target.list_objects(bucket, key):
+                if info.key == key:
+                    return info.key, info.size
+            head = self.target.head(bucket, key)
+        except ProviderError:
+            return None
+        return (f"(a name other than {key!r})", head.size)
 
     # -- deletes -----------------------------------------------------------------------------------
 
@@ -441,9 +792,11 @@ class SyncEngine:
             reason
             for reason, present in (
                 ("the source listing failed", not bucket.listing_complete),
+                ("the source's two listings disagree", bool(bucket.listing_disagreements)),
                 ("the target listing failed", not bucket.target_listing_complete),
                 ("copies failed", not clean),
-                ("the run was stopped", bool(self._abort)),
+                ("copies could not be confirmed on the target", bool(bucket.unconfirmed)),
+                ("the run was stopped", bool(self.stop)),
             )
             if present
         ]
@@ -461,21 +814,52 @@ class SyncEngine:
             )
             self.progress.note(report.delete_refused)
             return
-        if self.options.dry_run:
-            return
         # Keyset-paginated: deleting rows behind the cursor does not disturb it.
         for key, _size in journal.target_only(pair.dst_bucket, pair.dst_prefix):
+            if self.stop:
+                return
+            holder = self._source_holds(pair, key)
+            if holder is not None:
+                detail = f"the source holds {holder!r} (not in this run's listing): not deleted"
+                report.add(bucket, kept=1)
+                report.name_key("kept", key, detail)
+                if not self.options.dry_run:
+                    journal.event("kept", pair.dst_bucket, key, detail)
+                continue
+            if self.options.dry_run:
+                report.name_key("deleted", key, "would be deleted (dry run)")
+                continue
             try:
                 self.target.delete(pair.dst_bucket, key)
             except ProviderError as error:
                 report.error(key, f"delete failed: {error}")
                 continue
             journal.forget_target(pair.dst_bucket, key)
-            bucket.deleted += 1
+            journal.event("deleted", pair.dst_bucket, key)
+            report.add(bucket, deleted=1)
+            report.name_key("deleted", key)
+
+    def _source_holds(self, pair: BucketPair, dst_key: str) -> str | None:
+        """The source key that a target key could be the copy of, if the source holds it now (it may
+        have been written after this run listed it, or a listing may have left it out)."""
+        candidates = {pair.src_key(dst_key)}
+        decoded = decode_key(dst_key)
+        if decoded is not None:
+            candidates.add(pair.src_key(decoded))
+        for key in sorted(candidates):
+            if not key:
+                continue
+            try:
+                self.source.check_key(key)
+                self.source.head(pair.src_bucket, key)
+            except (NotFound, InvalidRequest, NotSupported):
+                continue
+            return key
+        return None
 
 
 def check_locations(source: Location, target: Location, *, same_store: bool = False) -> None:
-    """Refuse a copy of a place onto itself (or into itself)."""
+    """Refuse a copy of a place onto itself (or into itself), by location alone."""
     same_bucket = (same_store or source.provider == target.provider) and source.bucket == target.bucket
     if same_bucket and (source.prefix.startswith(target.prefix) or target.prefix.startswith(source.prefix)):
         raise ConfigError(f"{source} and {target} overlap", hint="copy to another bucket or a disjoint prefix")
@@ -484,11 +868,29 @@ def check_locations(source: Location, target: Location, *, same_store: bool = Fa
 def open_locations(
     providers: Providers, source: str, target: str
 ) -> tuple[Location, Location, ObjectStore, ObjectStore]:
-    """Parse ``PROVIDER:BUCKET[/PREFIX]`` source and target, refuse overlaps, and open both stores
-    (one store serves both when they are the same endpoint and credentials)."""
+    """Parse ``PROVIDER:BUCKET[/PREFIX]`` source and target, open both stores (one store serves both
+    when they are the same endpoint and credentials), and refuse overlaps: two provider names that
+    reach the same bucket namespace are the same place, whatever they are called."""
+    from ..connect import same_store
+
     src, dst = parse_location(source), parse_location(target)
     shared = same_store(providers, src.provider, dst.provider)
     check_locations(src, dst, same_store=shared)
     source_store = open_store(providers, src.provider)
-    target_store = source_store if shared else open_store(providers, dst.provider)
+    try:
+        target_store = source_store if shared else open_store(providers, dst.provider)
+    except BaseException:
+        source_store.close()
+        raise
+    if source_store.namespace == target_store.namespace:
+        try:
+            check_locations(src, dst, same_store=True)
+        except ConfigError as error:
+            source_store.close()
+            if target_store is not source_store:
+                target_store.close()
+            raise ConfigError(
+                f"{error.message}: {src.provider} and {dst.provider} reach the same store ({source_store.namespace})",
+                hint=error.hint,
+            ) from None
     return src, dst, source_store, target_store

@@ -107,8 +107,3 @@ class TargetKeys:
             encoded = encode_key(key)
             return encoded if self._holds(encoded) else hashed_key(key)
         return self.stored_as(key)
-
-    @property
-    def may_collide(self) -> bool:
-        """Whether two different source keys can map to one target key here."""
-        return self.normalization is not None or self.policy == "encode"

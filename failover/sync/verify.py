@@ -1,35 +1,45 @@
 """``failover verify SRC DST``: compare both sides and report missing, different and extra keys.
 
 By default every byte is re-read on both sides and digested; ``--trust-digests`` instead compares
-the digests recorded in the journal or in ``failover-<algorithm>`` metadata (reading only where no
-digest is recorded). Metadata the target can hold is compared too. Independent of the sync engine's
-bookkeeping: the target listing goes into a scratch SQLite table, so memory stays flat.
+the digests recorded in the journal or in ``failover-<algorithm>`` metadata (claims, reading only
+where no digest is recorded). Metadata the target can hold is compared too. Independent of the
+sync engine's bookkeeping: the target listing goes into a scratch SQLite table, so memory stays
+flat. Listings are confirmed as in ``sync``, and the source is cross-checked with its second
+listing mechanism where it has one.
+
+Every comparison ends in the report: ``ok`` holds only when every listed object matched, and an
+exception of any kind in a worker is a named error. What verify finds missing or different goes
+into the sync journal of the pair, so the next ``failover sync`` copies it again.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FailoverError, NotFound, ProviderError
+from ..errors import FailoverError, NotFound, NotSupported, ProviderError
+from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location
 from ..storage import ObjectStore
-from ..types import MetaField, ObjectMeta
+from ..types import MetaField, ObjectInfo, ObjectMeta
 from .digests import Algorithm, metadata_key, new_digest
-from .journal import Journal
+from .engine import Progress, SilentProgress
+from .journal import Journal, JournalBusy
 from .keys import TargetKeys
 from .plan import BucketPair, plan_buckets
+from .report import JSON_SCHEMA, KEY_LIMIT, iso
+from .workers import Workers
 
 __all__ = ["VerifyOptions", "VerifyReport", "run_verify"]
 
-MAX_LISTED = 10_000
+MAX_LISTED = KEY_LIMIT
+_BATCH = 1000
 
 
 @dataclass
@@ -40,6 +50,10 @@ class VerifyOptions:
     bucket_map: dict[str, str] = field(default_factory=dict)
     journal: Path | None = None
     check_metadata: bool = True
+    record_findings: bool = True
+    """Write what is missing or different into the sync journal (so the next sync repairs it)."""
+    stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
+    cross_check: bool = True
 
 
 @dataclass
@@ -59,6 +73,9 @@ class VerifyReport:
     )
     errors: list[dict[str, str]] = field(default_factory=list)
     listing_complete: bool = True
+    listing_check: str = "end confirmed"
+    journal_updated: str | None = None
+    """Where the findings were recorded for the next sync (or why they could not be)."""
     started: float = 0.0
     finished: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -70,11 +87,24 @@ class VerifyReport:
             if len(bucket) < MAX_LISTED:
                 bucket.append(item)
 
+    def error(self, key: str, message: str) -> None:
+        with self._lock:
+            self.errors.append({"key": key, "error": message})
+
+    def matched(self, size: int = 0) -> None:
+        with self._lock:
+            self.matching += 1
+
+    def compared(self, size: int) -> None:
+        with self._lock:
+            self.bytes_compared += size
+
     @property
     def ok(self) -> bool:
         return (
             self.listing_complete
             and not self.errors
+            and self.matching == self.checked
             and not self.counts["missing"]
             and not self.counts["different"]
             and not self.counts["metadata_different"]
@@ -82,13 +112,22 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": JSON_SCHEMA,
+            "kind": "verify",
             "source": self.source,
             "target": self.target,
             "mode": self.mode,
             "ok": self.ok,
+            "started": iso(self.started),
+            "finished": iso(self.finished),
             "duration_s": round(self.finished - self.started, 3),
             "checked": self.checked,
             "matching": self.matching,
+            "unaccounted": self.checked
+            - self.matching
+            - self.counts["missing"]
+            - self.counts["different"]
+            - self.counts["metadata_different"],
             "bytes_compared": self.bytes_compared,
             "counts": self.counts,
             "missing": self.missing,
@@ -97,6 +136,8 @@ class VerifyReport:
             "extra": self.extra,
             "errors": self.errors,
             "listing_complete": self.listing_complete,
+            "listing_check": self.listing_check,
+            "journal_updated": self.journal_updated,
         }
 
 
@@ -114,13 +155,22 @@ def _compare_meta(source: ObjectMeta, target: ObjectMeta, fields: frozenset[Meta
 
 
 class _Verifier:
-    def __init__(self, source: ObjectStore, target: ObjectStore, options: VerifyOptions, report: VerifyReport) -> None:
+    def __init__(
+        self,
+        source: ObjectStore,
+        target: ObjectStore,
+        options: VerifyOptions,
+        report: VerifyReport,
+        journal: Journal | None,
+    ) -> None:
         self.source = source
         self.target = target
         self.options = options
         self.report = report
         self.digest_key = metadata_key(options.digest)
-        self.journal = Journal(options.journal) if options.journal and options.journal.exists() else None
+        self.journal = journal
+        self.findings: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
 
     def _read_digest(self, store: ObjectStore, bucket: str, key: str) -> tuple[str, int, ObjectMeta]:
         digest = new_digest(self.options.digest)
@@ -129,55 +179,79 @@ class _Verifier:
                 digest.update(chunk)
             size = reader.position
             meta = reader.info.meta or ObjectMeta()
-        with self.report._lock:
-            self.report.bytes_compared += size
+        self.report.compared(size)
         return digest.hexdigest(), size, meta
 
     def _recorded(self, store: ObjectStore, bucket: str, key: str) -> tuple[str | None, ObjectMeta]:
         meta = store.head(bucket, key).meta or ObjectMeta()
         return meta.user.get(self.digest_key), meta
 
-    def compare(self, pair: BucketPair, src_key: str, dst_key: str) -> None:
+    def finding(self, pair: BucketPair, src_key: str, kind: str) -> None:
+        with self._lock:
+            self.findings.append((pair.src_bucket, src_key, kind))
+
+    def compare(self, pair: BucketPair, src_key: str, dst_key: str) -> str:
+        """Compare one object; returns what was found (``match``, ``vanished``, ``missing``,
+        ``different``, ``metadata``). Errors are raised to the caller, which accounts for them."""
+        trust = self.options.trust_digests
         try:
-            if self.options.trust_digests:
-                src_digest: str | None = None
+            src_digest: str | None = None
+            if trust:
                 if self.journal is not None:
                     state, src_digest = self.journal.digest_of(pair.src_bucket, src_key)
                     src_digest = src_digest if state == "verified" else None
                 recorded, src_meta = self._recorded(self.source, pair.src_bucket, src_key)
                 src_digest = src_digest or recorded
-                if src_digest is None:
-                    src_digest, _, src_meta = self._read_digest(self.source, pair.src_bucket, src_key)
-                dst_digest, dst_meta = self._recorded(self.target, pair.dst_bucket, dst_key)
-                if dst_digest is None:
-                    dst_digest, _, dst_meta = self._read_digest(self.target, pair.dst_bucket, dst_key)
-            else:
+            if src_digest is None:
                 src_digest, _, src_meta = self._read_digest(self.source, pair.src_bucket, src_key)
+        except NotFound:
+            return "vanished"  # deleted at the source since it was listed
+        try:
+            dst_digest: str | None = None
+            if trust:
+                dst_digest, dst_meta = self._recorded(self.target, pair.dst_bucket, dst_key)
+            if dst_digest is None:
                 dst_digest, _, dst_meta = self._read_digest(self.target, pair.dst_bucket, dst_key)
         except NotFound:
             self.report.add("missing", f"{pair.dst_bucket}/{dst_key}")
-            return
-        except FailoverError as error:
-            with self.report._lock:
-                self.report.errors.append({"key": src_key, "error": str(error)})
-            return
+            self.finding(pair, src_key, "missing on the target (found by verify)")
+            return "missing"
         if src_digest != dst_digest:
             self.report.add(
                 "different", {"key": f"{pair.dst_bucket}/{dst_key}", "source": src_digest, "target": dst_digest or ""}
             )
-            return
+            self.finding(pair, src_key, "different bytes on the target (found by verify)")
+            return "different"
         if self.options.check_metadata:
             fields = self.source.capabilities.metadata & self.target.capabilities.metadata
             differences = _compare_meta(src_meta, dst_meta, fields)
             if differences:
                 self.report.add("metadata_different", {"key": f"{pair.dst_bucket}/{dst_key}", "fields": differences})
-                return
-        with self.report._lock:
-            self.report.matching += 1
+                self.finding(pair, src_key, f"different metadata on the target ({', '.join(differences)})")
+                return "metadata"
+        self.report.matched()
+        return "match"
 
 
-def _release(slots: threading.BoundedSemaphore, _future: object) -> None:
-    slots.release()
+def _open_journal(options: VerifyOptions, report: VerifyReport) -> Journal | None:
+    """The pair's sync journal, to read recorded digests and record findings: None when there is
+    none; read without the lock (findings not recorded) when a sync holds it."""
+    path = options.journal
+    if path is None or not path.exists():
+        report.journal_updated = "no sync journal for this pair"
+        return None
+    if options.record_findings:
+        try:
+            journal = Journal(path)
+            report.journal_updated = str(path)
+            return journal
+        except JournalBusy:
+            report.journal_updated = "not recorded: a sync of this pair holds its journal"
+    return Journal(path, lock=False)
+
+
+def _listing(store: ObjectStore, bucket: str, prefix: str, second: bool) -> Iterator[ObjectInfo]:
+    return store.list_objects_second_way(bucket, prefix) if second else store.list_objects(bucket, prefix)
 
 
 def run_verify(
@@ -186,70 +260,204 @@ def run_verify(
     source_location: Location,
     target_location: Location,
     options: VerifyOptions,
+    progress: Progress | None = None,
 ) -> VerifyReport:
+    progress = progress or SilentProgress()
     report = VerifyReport(
         str(source_location),
         str(target_location),
-        "recorded digests (--trust-digests)" if options.trust_digests else f"re-read both sides ({options.digest})",
+        "recorded digests (--trust-digests: claims, not a read of the bytes)"
+        if options.trust_digests
+        else f"re-read both sides ({options.digest})",
     )
     report.started = time.time()
+    liveness = Liveness(options.stall_timeout)
+    source.liveness = target.liveness = liveness
     names = [b.name for b in source.list_buckets()] if source_location.bucket is None else [source_location.bucket]
     pairs = plan_buckets(
         source_location, target_location, names, target.capabilities.limits.valid_bucket_name, options.bucket_map
     )
-    verifier = _Verifier(source, target, options, report)
+    journal = _open_journal(options, report)
+    verifier = _Verifier(source, target, options, report, journal)
     # A key the target cannot hold is looked for under its encoded name: there if the sync encoded
     # it, reported missing otherwise (it is).
     keys = TargetKeys(target, "encode")
-    with tempfile.TemporaryDirectory(prefix="failover-verify-") as scratch:
-        db = sqlite3.connect(Path(scratch) / "target.sqlite", isolation_level=None)
-        db.execute("CREATE TABLE target (key TEXT PRIMARY KEY, size INTEGER, seen INTEGER DEFAULT 0)")
-        for pair in pairs:
-            db.execute("DELETE FROM target")
-            try:
-                if target.bucket_exists(pair.dst_bucket):
-                    batch = []
-                    for info in target.list_objects(pair.dst_bucket, pair.dst_prefix):
-                        batch.append((info.key, info.size))
-                        if len(batch) >= 1000:
-                            db.executemany("INSERT INTO target (key, size) VALUES (?, ?)", batch)
-                            batch = []
-                    db.executemany("INSERT INTO target (key, size) VALUES (?, ?)", batch)
-            except ProviderError as error:
-                report.listing_complete = False
-                report.errors.append({"key": pair.dst_bucket, "error": f"target listing failed: {error}"})
-                continue
-            with concurrent.futures.ThreadPoolExecutor(max(1, options.workers)) as pool:
-                slots = threading.BoundedSemaphore(options.workers * 2)
-                try:
-                    for info in source.list_objects(pair.src_bucket, pair.src_prefix):
-                        report.checked += 1
-                        dst_key = keys.map(pair.dst_key(info.key))
-                        row = db.execute("SELECT size FROM target WHERE key = ?", (dst_key,)).fetchone()
-                        if row is None:
-                            report.add("missing", f"{pair.dst_bucket}/{dst_key}")
-                            continue
-                        db.execute("UPDATE target SET seen = 1 WHERE key = ?", (dst_key,))
-                        if row[0] != info.size:
-                            report.add(
-                                "different",
-                                {
-                                    "key": f"{pair.dst_bucket}/{dst_key}",
-                                    "source": f"{info.size} bytes",
-                                    "target": f"{row[0]} bytes",
-                                },
-                            )
-                            continue
-                        slots.acquire()
-                        future = pool.submit(verifier.compare, pair, info.key, dst_key)
-                        future.add_done_callback(functools.partial(_release, slots))
-                except ProviderError as error:
-                    report.listing_complete = False
-                    report.errors.append({"key": pair.src_bucket, "error": f"source listing failed: {error}"})
-            for (key,) in db.execute("SELECT key FROM target WHERE seen = 0 ORDER BY key"):
-                report.add("extra", f"{pair.dst_bucket}/{key}")
-        db.close()
-    if verifier.journal is not None:
-        verifier.journal.close()
+    try:
+        with tempfile.TemporaryDirectory(prefix="failover-verify-") as scratch:
+            db = sqlite3.connect(Path(scratch) / "verify.sqlite", isolation_level=None, check_same_thread=False)
+            db.execute("CREATE TABLE target (key TEXT PRIMARY KEY, size INTEGER, seen INTEGER DEFAULT 0)")
+            db.execute("CREATE TABLE listed (key TEXT PRIMARY KEY)")
+            db.execute("CREATE TABLE second (key TEXT PRIMARY KEY)")
+            for pair in pairs:
+                _verify_pair(pair, source, target, options, report, verifier, keys, db, progress)
+            db.close()
+    finally:
+        if journal is not None:
+            if report.journal_updated == str(options.journal):
+                for src_bucket, src_key, reason in verifier.findings:
+                    journal.mark_unverified(src_bucket, src_key, reason)
+            journal.close()
     report.finished = time.time()
     return report
+
+
+def _verify_pair(
+    pair: BucketPair,
+    source: ObjectStore,
+    target: ObjectStore,
+    options: VerifyOptions,
+    report: VerifyReport,
+    verifier: _Verifier,
+    keys: TargetKeys,
+    db: sqlite3.Connection,
+    progress: Progress,
+) -> None:
+    for table in ("target", "listed", "second"):
+        db.execute(f"DELETE FROM {table}")  # noqa: S608 - a constant table name
+    try:
+        if target.bucket_exists(pair.dst_bucket):
+            batch: list[tuple[str, int]] = []
+            for info in target.list_objects(pair.dst_bucket, pair.dst_prefix):
+                batch.append((info.key, info.size))
+                if len(batch) >= _BATCH:
+                    db.executemany("INSERT OR REPLACE INTO target (key, size) VALUES (?, ?)", batch)
+                    batch = []
+            db.executemany("INSERT OR REPLACE INTO target (key, size) VALUES (?, ?)", batch)
+    except ProviderError as error:
+        report.listing_complete = False
+        report.error(pair.dst_bucket, f"target listing failed: {error}")
+        return
+    second = options.cross_check and _has_second_listing(source)
+    second_error: list[BaseException] = []
+    lock = threading.Lock()
+
+    def cross_check() -> None:
+        try:
+            rows: list[tuple[str]] = []
+            for info in _listing(source, pair.src_bucket, pair.src_prefix, True):
+                rows.append((info.key,))
+                if len(rows) >= _BATCH:
+                    with lock:
+                        db.executemany("INSERT OR IGNORE INTO second (key) VALUES (?)", rows)
+                    rows = []
+            with lock:
+                db.executemany("INSERT OR IGNORE INTO second (key) VALUES (?)", rows)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            second_error.append(error)
+
+    checker = threading.Thread(target=cross_check, name="verify-cross-check", daemon=True) if second else None
+    if checker is not None:
+        checker.start()
+    workers: Workers[str] = Workers(options.workers, name="verify")
+
+    def submit(src_key: str, dst_key: str) -> None:
+        def on_error(error: BaseException) -> None:
+            message = str(error) if isinstance(error, FailoverError) else f"{type(error).__name__}: {error}"
+            report.error(src_key, message if isinstance(error, FailoverError) else f"internal error: {message}")
+            progress.advanced(1, 0)
+
+        def on_result(found: str) -> None:
+            if found == "vanished":
+                with report._lock:
+                    report.checked -= 1
+            progress.advanced(1, 0)
+
+        workers.submit(lambda: verifier.compare(pair, src_key, dst_key), on_result, on_error)
+
+    def check(info: ObjectInfo) -> None:
+        report.checked += 1
+        progress.planned(1, info.size)
+        dst_key = keys.map(pair.dst_key(info.key))
+        with lock:
+            row = db.execute("SELECT size FROM target WHERE key = ?", (dst_key,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE target SET seen = 1 WHERE key = ?", (dst_key,))
+        if row is None:
+            report.add("missing", f"{pair.dst_bucket}/{dst_key}")
+            verifier.finding(pair, info.key, "missing on the target (found by verify)")
+            progress.advanced(1, 0)
+            return
+        if row[0] != info.size:
+            report.add(
+                "different",
+                {"key": f"{pair.dst_bucket}/{dst_key}", "source": f"{info.size} bytes", "target": f"{row[0]} bytes"},
+            )
+            verifier.finding(pair, info.key, "different size on the target (found by verify)")
+            progress.advanced(1, 0)
+            return
+        submit(info.key, dst_key)
+
+    try:
+        try:
+            listed: list[tuple[str]] = []
+            for info in source.list_objects(pair.src_bucket, pair.src_prefix):
+                listed.append((info.key,))
+                if len(listed) >= _BATCH:
+                    with lock:
+                        db.executemany("INSERT OR IGNORE INTO listed (key) VALUES (?)", listed)
+                    listed = []
+                check(info)
+            with lock:
+                db.executemany("INSERT OR IGNORE INTO listed (key) VALUES (?)", listed)
+        except ProviderError as error:
+            report.listing_complete = False
+            report.error(pair.src_bucket, f"source listing failed: {error}")
+        if checker is not None:
+            checker.join()
+            _reconcile(pair, source, report, db, lock, second_error, check)
+        elif not second:
+            report.listing_check = "end confirmed (no second listing)"
+    finally:
+        workers.close()
+    for bug in workers.callback_errors:
+        report.error(pair.src_bucket, f"internal error: {bug!r}")
+    if not workers.accounted:
+        report.error(pair.src_bucket, f"{workers.submitted - workers.finished} comparisons did not report back")
+    for (key,) in db.execute("SELECT key FROM target WHERE seen = 0 ORDER BY key"):
+        report.add("extra", f"{pair.dst_bucket}/{key}")
+
+
+def _has_second_listing(store: ObjectStore) -> bool:
+    from ..capabilities import Capability
+
+    return Capability.SECOND_LISTING in store.capabilities
+
+
+def _reconcile(
+    pair: BucketPair,
+    source: ObjectStore,
+    report: VerifyReport,
+    db: sqlite3.Connection,
+    lock: threading.Lock,
+    second_error: list[BaseException],
+    check: Any,
+) -> None:
+    """Compare the source's two listings: keys the first one left out (and the source holds) are
+    checked now and reported; any disagreement makes the result not ok."""
+    if second_error:
+        error = second_error[0]
+        report.listing_complete = False
+        report.listing_check = "not cross-checked: the second listing failed"
+        message = str(error) if isinstance(error, FailoverError | NotSupported) else repr(error)
+        report.error(pair.src_bucket, f"the second listing of the source failed: {message}")
+        return
+    with lock:
+        only_second = [r[0] for r in db.execute("SELECT key FROM second WHERE key NOT IN (SELECT key FROM listed)")]
+        only_first = [r[0] for r in db.execute("SELECT key FROM listed WHERE key NOT IN (SELECT key FROM second)")]
+    disagreements = 0
+    for key in only_second:
+        try:
+            info = source.head(pair.src_bucket, key)
+        except NotFound:
+            continue
+        disagreements += 1
+        report.error(key, "left out of the source's first listing, found by the second (checked now)")
+        check(info)
+    for key in only_first:
+        try:
+            source.head(pair.src_bucket, key)
+        except NotFound:
+            continue
+        disagreements += 1
+        report.error(key, "left out of the source's second listing")
+    report.listing_check = "cross-checked" + (f": the listings disagree on {disagreements}" if disagreements else "")

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from failover.capabilities import Capability
+from failover.capabilities import Capability, KeyRewrite
 from failover.dns import NameserverAddress
 
 __all__ = ["LibcloudComputeOptions", "LibcloudDnsOptions", "LibcloudStorageOptions"]
@@ -23,6 +23,9 @@ class LibcloudStorageOptions(BaseModel):
         description="extra non-secret constructor arguments (project=, ex_tenant_name=, ...)",
     )
     without: tuple[Capability, ...] = Field(default=(), description="capabilities the server behind the driver lacks")
+    key_rewrites: dict[Capability, KeyRewrite] = Field(
+        default_factory=dict, description="what the server behind the driver does to keys of undeclared shapes"
+    )
     max_key_segment_bytes: int | None = Field(default=None, ge=1, description="the server's path-segment limit")
 
 

@@ -17,7 +17,7 @@ from libcloud.storage.base import Object as LibcloudObject
 from libcloud.storage.providers import get_driver
 from pydantic import BaseModel, ConfigDict
 
-from failover.capabilities import Capability, StoreCapabilities, StoreLimits
+from failover.capabilities import Capability, KeyRewrite, StoreCapabilities, StoreLimits
 from failover.config import ServiceSpec
 from failover.errors import IntegrityError, InvalidRequest, NotFound
 from failover.headermeta import decode_value, encode_value, http_date
@@ -42,6 +42,7 @@ class DriverProfile(BaseModel):
     operations: tuple[Capability, ...]
     metadata: tuple[MetaField, ...]
     omit_version_param: bool = False
+    key_rewrites: dict[Capability, KeyRewrite] = {}
     description: str = ""
 
 
@@ -154,6 +155,8 @@ class LibcloudStore(ObjectStore):
             operations=frozenset(profile.operations) - frozenset(options.without),
             metadata=frozenset(profile.metadata),
             limits=StoreLimits(max_key_segment_bytes=options.max_key_segment_bytes),
+            # What the driver does to a key happens before the server sees it.
+            key_rewrites={**options.key_rewrites, **profile.key_rewrites},
         )
 
     @classmethod
@@ -250,7 +253,15 @@ class LibcloudStore(ObjectStore):
             return info, _ChunkBody(iter(chunks), target), byte_range.start, length
 
     def _put_stream(
-        self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        size: int | None,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        checksum_of: bytes | None = None,
     ) -> ObjectInfo:
         extra: dict[str, Any] = {}
         headers: dict[str, str] = {}

@@ -38,6 +38,7 @@ from failover.compute import (
 from failover.config import ServiceSpec
 from failover.errors import InvalidRequest, NotFound, ProviderError
 from failover.filelock import exclusive_lock
+from failover.files import write_atomic
 
 from .options import LocalComputeOptions
 
@@ -137,9 +138,7 @@ class LocalCompute(Compute):
     def _save(self, record: _Record) -> None:
         folder = self.root / record.id
         folder.mkdir(exist_ok=True)
-        tmp = folder / "instance.json.tmp"
-        tmp.write_text(json.dumps(asdict(record), indent=2))
-        tmp.replace(folder / "instance.json")
+        write_atomic(folder / "instance.json", json.dumps(asdict(record), indent=2))
 
     def _state(self, record: _Record) -> InstanceState:
         if record.state == "terminated":

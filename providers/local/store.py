@@ -25,6 +25,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import google_crc32c
+
 from failover.capabilities import Capability, StoreCapabilities, StoreLimits
 from failover.config import ServiceSpec
 from failover.errors import IntegrityError, InvalidRequest, NotFound, NotSupported, ProviderError
@@ -37,6 +39,14 @@ from .options import LocalStoreOptions
 
 __all__ = ["LocalStore"]
 
+_SCALAR_FIELDS = (
+    "content_type",
+    "cache_control",
+    "content_disposition",
+    "content_encoding",
+    "content_language",
+    "website_redirect_location",
+)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK = 1024 * 1024
 
@@ -53,6 +63,8 @@ CAPABILITIES = StoreCapabilities(
             Capability.KEY_EMPTY_SEGMENTS,
             Capability.KEY_TRAILING_SLASH,
             Capability.KEY_DOT_SEGMENTS,
+            Capability.KEY_BACKSLASH,
+            Capability.KEY_CONTROL_CHARACTERS,
         }
     ),
     limits=StoreLimits(max_key_segment_bytes=NAME_MAX, max_single_put=2**62, max_object_size=2**62),
@@ -73,11 +85,7 @@ class _Dir:
 
 
 def _meta_to_json(meta: ObjectMeta, tags: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        f: getattr(meta, f)
-        for f in ("content_type", "cache_control", "content_disposition", "content_encoding", "content_language")
-        if getattr(meta, f) is not None
-    }
+    data: dict[str, Any] = {f: getattr(meta, f) for f in _SCALAR_FIELDS if getattr(meta, f) is not None}
     if meta.expires is not None:
         data["expires"] = meta.expires.isoformat()
     if meta.user:
@@ -95,6 +103,7 @@ def _meta_from_json(data: dict[str, Any]) -> tuple[ObjectMeta, dict[str, str]]:
         content_disposition=data.get("content_disposition"),
         content_encoding=data.get("content_encoding"),
         content_language=data.get("content_language"),
+        website_redirect_location=data.get("website_redirect_location"),
         expires=expires,
         user=data.get("user") or {},
     )
@@ -233,16 +242,22 @@ class LocalStore(ObjectStore):
             tag_count=tag_count,
         )
 
-    def _stage(self, bucket: str, source: Readable, size: int | None, target: str) -> tuple[str, int]:
-        """Stream ``source`` into a new file under ``%tmp`` and fsync it. Returns (name, bytes)."""
+    def _stage(
+        self, bucket: str, source: Readable, size: int | None, target: str, *, expected_crc: int | None = None
+    ) -> tuple[str, int]:
+        """Stream ``source`` into a new file under ``%tmp`` (fsynced when configured), then read the
+        file back and compare its CRC32C with that of the bytes given (or ``expected_crc``): what
+        VERIFIED_WRITES promises, that a write which succeeded holds exactly those bytes. Returns
+        (name, bytes)."""
         with self._walk(bucket, [TMP_DIR], create=True, target=target) as tmp:
             tmp_name = secrets.token_hex(8)
             fd = os.open(
-                tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=tmp.fd
+                tmp_name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=tmp.fd
             )
             written = 0
+            given = 0
             try:
-                with os.fdopen(fd, "wb") as out:
+                with os.fdopen(fd, "w+b") as out:
                     while True:
                         want = _COPY_CHUNK if size is None else min(_COPY_CHUNK, size - written)
                         if want <= 0:
@@ -251,12 +266,19 @@ class LocalStore(ObjectStore):
                         if not chunk:
                             break
                         out.write(chunk)
+                        given = google_crc32c.extend(given, chunk)
                         written += len(chunk)
                     if size is not None and written != size:
                         raise IntegrityError(f"source gave {written} of {size} bytes", target=target)
                     out.flush()
                     if self.fsync:
                         os.fsync(out.fileno())
+                    out.seek(0)
+                    stored = 0
+                    while chunk := out.read(_COPY_CHUNK):
+                        stored = google_crc32c.extend(stored, chunk)
+                    if stored != (given if expected_crc is None else expected_crc):
+                        raise IntegrityError("the file written does not hold the bytes given", target=target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name, dir_fd=tmp.fd)
@@ -293,7 +315,15 @@ class LocalStore(ObjectStore):
         return self._stage(bucket, _BytesReader(body), len(body), target)[0]
 
     def _write(
-        self, bucket: str, key: str, source: Readable | None, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        source: Readable | None,
+        size: int | None,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        expected_crc: int | None = None,
     ) -> int:
         """Write data (unless ``source`` is None) and metadata. Both are staged first, so a failed
         write changes nothing; then the metadata and the data are renamed into place."""
@@ -304,7 +334,9 @@ class LocalStore(ObjectStore):
             meta_tmp = self._stage_meta(bucket, meta, tags, target)
             if meta_tmp:
                 staged.append(meta_tmp)
-            data_tmp, written = (None, 0) if source is None else self._stage(bucket, source, size, target)
+            data_tmp, written = (
+                (None, 0) if source is None else self._stage(bucket, source, size, target, expected_crc=expected_crc)
+            )
             if data_tmp:
                 staged.append(data_tmp)
             if meta_tmp:
@@ -454,13 +486,22 @@ class LocalStore(ObjectStore):
         return self._info(bucket, key, st, meta, len(tags)), _FileBody(handle, target), start, length
 
     def _put_stream(
-        self, bucket: str, key: str, stream: Readable, size: int | None, meta: ObjectMeta, tags: dict[str, str]
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        size: int | None,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        checksum_of: bytes | None = None,
     ) -> ObjectInfo:
         target = f"{bucket}/{key}"
         if not self._bucket_exists(bucket):
             raise NotFound("no such bucket", provider=self.name, operation="put", target=bucket)
+        expected = None if checksum_of is None else google_crc32c.value(checksum_of)
         with converted("put", target):
-            written = self._write(bucket, key, stream, size, meta, tags)
+            written = self._write(bucket, key, stream, size, meta, tags, expected_crc=expected)
             self.counters.add("bytes_written", written)
             fd, st = self._open_file(bucket, key)
             os.close(fd)

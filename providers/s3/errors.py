@@ -1,16 +1,17 @@
-"""botocore exceptions -> failover errors. The only place in the s3 adapter that knows botocore's
-exception types; every call into boto3 goes through :func:`converted`."""
+"""S3 error responses -> failover errors: the s3 adapter's one error mapper. Every answer with an
+error status (or an S3 error document in a 200 answer) goes through :func:`classify`; transport
+failures (no answer at all) are mapped in :mod:`.wire`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from failover.errors import AlreadyExists, AuthError, FailoverError, converter
+from failover.errors import AlreadyExists, AuthError, FailoverError
 
-from ..botocore_errors import KINDS, CodeTable, translator
+from ..http_errors import CodeTable
 
-__all__ = ["PERMISSIONS", "BucketOwnedByYou", "classify", "converted", "translate"]
+__all__ = ["PERMISSIONS", "BucketOwnedByYou", "classify"]
 
 
 class BucketOwnedByYou(AlreadyExists):
@@ -120,8 +121,7 @@ PERMISSIONS = {
 
 
 def classify(code: str, status: int, message: str, headers: Mapping[str, str], **common: Any) -> FailoverError:
-    """The failover error for an S3 error response (code from the XML body, HTTP status, headers).
-    Used for botocore's ClientError and for the lean data path alike."""
+    """The failover error for an S3 error response (code from the XML body, HTTP status, headers)."""
     if code == "BucketAlreadyOwnedByYou":
         text = f"{code}: {message}" if message and message != code else code
         return BucketOwnedByYou(text, status=status, **common)
@@ -131,10 +131,3 @@ def classify(code: str, status: int, message: str, headers: Mapping[str, str], *
         target = common.get("target") or "the bucket"
         error.hint = f"the credentials lack {needed} on {target}"
     return error
-
-
-translate = translator(classify)
-"""The failover error for a botocore/urllib3 exception."""
-
-converted = converter(KINDS, translate)
-"""Wrap every boto3 call: ``with converted("put", target): ...``."""

@@ -25,10 +25,7 @@ class S3Options(BaseModel):
     )
     part_size_mib: int = Field(default=8, ge=5, le=5120, description="preferred multipart part size")
     multipart_threshold_mib: int | None = Field(default=None, ge=5, description="single PUT up to this size")
-    max_pool_connections: int = Field(default=64, ge=1, le=1024)
-    fast_path: bool = Field(
-        default=True, description="GET/PUT/UploadPart on failover's lean signed HTTP path instead of boto3"
-    )
+    max_pool_connections: int = Field(default=64, ge=1, le=1024, description="kept-alive connections per host")
     expect_continue: bool | None = Field(
         default=None, description="ask Expect: 100-continue for large bodies (the vendor profile's default)"
     )

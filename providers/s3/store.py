@@ -1,112 +1,59 @@
-"""The ``s3`` storage adapter: Amazon S3 and S3-compatible stores through boto3."""
+"""The ``s3`` storage adapter: Amazon S3 and S3-compatible stores.
+
+Every operation is one or more signed requests on :class:`~.wire.Wire` (urllib3), with object
+metadata in headers through :mod:`.codec` and errors through :func:`~.errors.classify`. Vendor
+differences come from the vendor profile (``vendors.yaml``), never from code that names a vendor.
+Credentials are read from the environment variables the providers file names, or resolved by
+botocore's credential chain for an AWS profile (refreshed as they expire).
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import functools
 import hashlib
-import re
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree
+from typing import Any
 
-import boto3
 import google_crc32c
-from botocore.config import Config
 
 from failover.capabilities import Capability, StoreCapabilities
 from failover.config import ServiceSpec
-from failover.errors import AuthError, IntegrityError, InvalidRequest, ListingIncomplete, NotFound
-from failover.headermeta import decode_value, encode_value, http_date
+from failover.errors import AuthError, ConfigError, IntegrityError, ListingIncomplete, NotFound
+from failover.headermeta import http_date
 from failover.storage import ObjectStore, RawBody
 from failover.types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
-from .errors import BucketOwnedByYou, converted
-from .fastpath import (
-    Credentials,
-    FastPath,
-    ListedObject,
+from .codec import (
     ListPage,
-    Response,
+    complete_xml,
     content_range,
-    md5_header,
+    create_bucket_xml,
+    md5_base64,
+    meta_from_headers,
+    meta_to_headers,
+    parse_buckets,
+    parse_copy_etag,
     parse_list_page,
-    user_metadata,
+    parse_parts,
+    parse_tags,
+    parse_upload_id,
+    parse_uploads,
+    tagging_xml,
+    uncarried_from_headers,
 )
+from .errors import BucketOwnedByYou
 from .options import S3Options
+from .signing import Credentials, quote
 from .vendors import VendorProfile, vendor_profile
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3.client import S3Client
+from .wire import Reply, Wire
 
 __all__ = ["S3Store"]
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-# ObjectMeta field -> boto3 parameter / response key
-_META_PARAMS = {
-    "content_type": "ContentType",
-    "cache_control": "CacheControl",
-    "content_disposition": "ContentDisposition",
-    "content_encoding": "ContentEncoding",
-    "content_language": "ContentLanguage",
-}
-
-
-def meta_to_params(meta: ObjectMeta) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        param: getattr(meta, field) for field, param in _META_PARAMS.items() if getattr(meta, field)
-    }
-    if meta.expires is not None:
-        params["Expires"] = meta.expires
-    if meta.user:
-        params["Metadata"] = {name: encode_value(value) for name, value in meta.user.items()}
-    return params
-
-
-# ObjectMeta field -> HTTP header, for the lean data path
-_META_HEADERS = {
-    "content_type": "content-type",
-    "cache_control": "cache-control",
-    "content_disposition": "content-disposition",
-    "content_encoding": "content-encoding",
-    "content_language": "content-language",
-}
-
-
-def meta_to_headers(meta: ObjectMeta) -> dict[str, str]:
-    headers = {header: getattr(meta, field) for field, header in _META_HEADERS.items() if getattr(meta, field)}
-    if meta.expires is not None:
-        headers["expires"] = email.utils.format_datetime(meta.expires.astimezone(UTC), usegmt=True)
-    for name, value in meta.user.items():
-        headers[f"x-amz-meta-{name}"] = encode_value(value)
-    for name, value in headers.items():
-        if not value.isascii():
-            raise InvalidRequest(f"the {name} value is not ASCII and cannot be sent as an HTTP header")
-    return headers
-
-
-def meta_from_headers(headers: Mapping[str, str]) -> ObjectMeta:
-    return ObjectMeta(
-        **{field: headers.get(header) or None for field, header in _META_HEADERS.items()},
-        expires=http_date(headers.get("expires")),
-        user={name: decode_value(value) for name, value in user_metadata(headers).items()},
-    )
-
-
-def meta_from_response(response: Mapping[str, Any]) -> ObjectMeta:
-    expires = http_date(response.get("ExpiresString"))
-    if expires is None and isinstance(response.get("Expires"), datetime):
-        expires = response["Expires"].astimezone(UTC)
-    return ObjectMeta(
-        **{field: response.get(param) or None for field, param in _META_PARAMS.items()},
-        expires=expires,
-        user={name: decode_value(value) for name, value in (response.get("Metadata") or {}).items()},
-    )
+_AWS_HOST_SUFFIX = ".amazonaws.com"
 
 
 def _etag(value: object) -> str | None:
@@ -121,35 +68,43 @@ def _tagging(tags: Mapping[str, str]) -> str:
     return urllib.parse.urlencode(dict(tags))
 
 
+def _profile_credentials(profile: str | None) -> Callable[[], Credentials]:
+    """botocore's credential chain (profile, environment, container or instance metadata); imported
+    only when the providers file asks for it, since it costs ~0.3 s to load."""
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        session = botocore.session.Session(profile=profile)
+        found = session.get_credentials()
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile not found: {exc}") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise AuthError(f"could not resolve AWS credentials: {exc}") from None
+    if found is None:
+        raise AuthError(
+            "no usable credentials",
+            hint="reference them in the providers file (key_env/secret_env or profile)",
+        )
+
+    def credentials() -> Credentials:
+        frozen = found.get_frozen_credentials()
+        return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
+
+    return credentials
+
+
 class _Body:
-    """A botocore StreamingBody whose errors arrive as failover errors."""
+    """A streamed GET body as a RawBody."""
 
-    def __init__(self, body: Any, target: str) -> None:
-        self._body = body
-        self._target = target
-
-    def read(self, size: int = -1, /) -> bytes:
-        with converted("read", self._target):
-            data: bytes = self._body.read(None if size < 0 else size)
-            return data
-
-    def close(self) -> None:
-        # Closing a broken connection must not mask the error that broke it.
-        with contextlib.suppress(Exception):
-            self._body.close()
-
-
-class _FastBody:
-    """A lean-path response body as a RawBody."""
-
-    def __init__(self, response: Response) -> None:
-        self._response = response
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
 
     def read(self, size: int = -1, /) -> bytes:
-        return self._response.read(size)
+        return self._reply.read(size)
 
     def close(self) -> None:
-        self._response.close()
+        self._reply.close()
 
 
 class S3Store(ObjectStore):
@@ -171,54 +126,33 @@ class S3Store(ObjectStore):
         verify: bool | str | None = None,
     ) -> None:
         self.vendor: VendorProfile = self.profile_for(options)
-        capabilities = self.vendor.capabilities()
         super().__init__(
             name,
-            capabilities,
+            self.vendor.capabilities(),
             part_size=options.part_size_mib * 1024 * 1024,
             multipart_threshold=(options.multipart_threshold_mib or options.part_size_mib) * 1024 * 1024,
         )
         self.endpoint = endpoint
         self.region = region or "us-east-1"
-        config = Config(
-            region_name=self.region,
-            signature_version="s3v4",
-            s3={"addressing_style": self.vendor.addressing_style},
-            retries={"total_max_attempts": 1, "mode": "standard"},  # failover's RetryPolicy retries
-            max_pool_connections=options.max_pool_connections,
-            connect_timeout=options.connect_timeout,
-            read_timeout=options.read_timeout,
-            tcp_keepalive=True,
-            request_checksum_calculation=self.vendor.checksums,
-            response_checksum_validation=self.vendor.checksums,
-            user_agent_extra="failover",
-        )
-        with converted("connect"):
-            session = boto3.Session(
-                profile_name=profile,
-                aws_access_key_id=access_key,
-                aws_secret_access_key=secret_key,
-                aws_session_token=session_token,
-            )
-            self._client: S3Client = session.client("s3", endpoint_url=endpoint, config=config, verify=verify)
-            session_credentials = session.get_credentials() if options.fast_path else None
-        self._fast: FastPath | None = None
-        if session_credentials is not None:
+        if access_key and secret_key:
+            static = Credentials(access_key, secret_key, session_token)
 
             def credentials() -> Credentials:
-                frozen = session_credentials.get_frozen_credentials()
-                return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
+                return static
 
-            self._fast = FastPath(
-                endpoint=endpoint,
-                region=self.region,
-                addressing_style="path" if self.vendor.addressing_style == "path" else "virtual",
-                credentials=credentials,
-                verify=verify,
-                connect_timeout=options.connect_timeout,
-                read_timeout=options.read_timeout,
-                expect_continue=self.vendor.expect_continue,
-            )
+        else:
+            credentials = _profile_credentials(profile)
+        self.wire = Wire(
+            endpoint=endpoint,
+            region=self.region,
+            addressing_style="path" if self.vendor.addressing_style == "path" else "virtual",
+            credentials=credentials,
+            verify=verify,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            expect_continue=self.vendor.expect_continue,
+            pool_size=options.max_pool_connections,
+        )
 
     @staticmethod
     def profile_for(options: S3Options) -> VendorProfile:
@@ -252,166 +186,168 @@ class S3Store(ObjectStore):
             verify=verify,
         )
 
+    @property
+    def namespace(self) -> str:
+        # Bucket names are global on AWS, whatever the region or account: one namespace.
+        host = self.wire.host
+        if host == "s3.amazonaws.com" or (host.startswith("s3") and host.endswith(_AWS_HOST_SUFFIX)):
+            return "s3:aws"
+        return f"s3:{self.wire.scheme}://{host}:{self.wire.port}{self.wire.base_path}"
+
+    @property
+    def endpoint_label(self) -> str:
+        return f"{self.name} ({self.wire.label})"
+
     def close(self) -> None:
-        self._client.close()
-        if self._fast is not None:
-            self._fast.close()
+        self.wire.close()
+
+    def _request(self, method: str, bucket: str | None, key: str | None = None, **kwargs: Any) -> Reply:
+        return self.wire.request(method, bucket, key, **kwargs)
 
     # -- buckets -----------------------------------------------------------------------------------
 
     def _list_buckets(self) -> list[BucketInfo]:
         buckets: list[BucketInfo] = []
         token: str | None = None
-        with converted("list_buckets"):
-            while True:
-                response = self._client.list_buckets(ContinuationToken=token) if token else self._client.list_buckets()
-                buckets.extend(BucketInfo(b["Name"], b.get("CreationDate")) for b in response.get("Buckets", []))
-                token = response.get("ContinuationToken")
-                if not token:
-                    return buckets
+        while True:
+            query = {"continuation-token": token} if token else {}
+            page, token = parse_buckets(self._request("GET", None, query=query, operation="list_buckets").data)
+            buckets.extend(page)
+            if not token:
+                return buckets
 
     def _bucket_exists(self, bucket: str) -> bool:
         try:
-            with converted("bucket_exists", bucket):
-                self._client.head_bucket(Bucket=bucket)
+            self._request("HEAD", bucket, operation="bucket_exists")
         except NotFound:
             return False
         except AuthError:
-            # HEAD responses have no body, so a 403 does not say why. A listing request does:
-            # SignatureDoesNotMatch (wrong secret), InvalidAccessKeyId, or AccessDenied (the bucket
-            # exists but these credentials may not use it).
-            with converted("bucket_exists", bucket):
-                self._client.list_objects_v2(Bucket=bucket, MaxKeys=1)
-            raise
+            # HEAD responses have no body, so a 403 does not say why. A listing request does
+            # (SignatureDoesNotMatch, InvalidAccessKeyId, AccessDenied); and where the store ties
+            # HEAD to another permission than listing (SeaweedFS: Read), a listing that works shows
+            # the bucket is there for what a sync needs of it.
+            self._request("GET", bucket, query={"list-type": "2", "max-keys": "1"}, operation="bucket_exists")
         return True
 
+    def _clock(self, bucket: str) -> datetime:
+        reply = self._request("GET", bucket, query={"list-type": "2", "max-keys": "0"}, operation="clock")
+        return http_date(reply.headers.get("date")) or datetime.now(UTC)
+
     def _create_bucket(self, bucket: str) -> None:
-        params: dict[str, Any] = {"Bucket": bucket}
+        body = None
         if self.vendor.location_constraint and self.region != "us-east-1":
-            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            body = create_bucket_xml(self.region)
         try:
-            with converted("create_bucket", bucket):
-                self._client.create_bucket(**params)
+            self._request("PUT", bucket, body=body, operation="create_bucket")
         except BucketOwnedByYou:
             return
 
     def _delete_bucket(self, bucket: str) -> None:
-        with converted("delete_bucket", bucket):
-            self._client.delete_bucket(Bucket=bucket)
+        self._request("DELETE", bucket, operation="delete_bucket")
+
+    # -- listings ----------------------------------------------------------------------------------
+
+    def _page(self, bucket: str, query: dict[str, str], *, url: bool) -> ListPage:
+        if url:
+            query["encoding-type"] = "url"
+        reply = self._attempt(
+            "list_objects", lambda: self._request("GET", bucket, query=query, operation="list_objects")
+        )
+        try:
+            return parse_list_page(reply.data, url_encoded=url)
+        except ListingIncomplete as error:
+            error.target = bucket
+            raise
+
+    def _pages(self, bucket: str, prefix: str, start_after: str | None, *, second: bool) -> Iterator[ObjectInfo]:
+        listing = self.vendor.listing
+        url = listing.url_encoding
+        size = str(listing.page_size)
+        by_token = listing.pagination == "token" and not second
+        token: str | None = None
+        seen: set[str] = set()
+        last = start_after
+        while True:
+            query = {"prefix": prefix, "max-keys": size}
+            if not second:
+                query["list-type"] = "2"
+                if by_token and token:
+                    query["continuation-token"] = token
+                elif last:
+                    query["start-after"] = last
+            elif last:
+                query["marker"] = last
+            page = self._page(bucket, query, url=url)
+            for item in page.objects:
+                last = item.key
+                yield ObjectInfo(bucket, item.key, item.size, item.etag, item.last_modified)
+            if not page.truncated:
+                return
+            if not page.objects:
+                raise ListingIncomplete("listing claims more keys but gave none on this page", target=bucket)
+            if by_token:
+                if not page.next_token:
+                    raise ListingIncomplete("listing claims more keys but gave no continuation token", target=bucket)
+                if page.next_token in seen:
+                    raise ListingIncomplete("listing returned a continuation token twice", target=bucket)
+                token = page.next_token
+                seen.add(token)
+
+    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        return self._pages(bucket, prefix, start_after, second=False)
+
+    def _list_objects_second(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        return self._pages(bucket, prefix, start_after, second=True)
+
+    def _first_after(self, bucket: str, prefix: str, key: str | None, *, second_way: bool) -> str | None:
+        query = {"prefix": prefix, "max-keys": "1"}
+        if second_way:
+            if key:
+                query["marker"] = key
+        else:
+            query["list-type"] = "2"
+            if key:
+                query["start-after"] = key
+        page = self._page(bucket, query, url=self.vendor.listing.url_encoding)
+        return page.objects[0].key if page.objects else None
 
     # -- objects -----------------------------------------------------------------------------------
 
-    def _list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None) -> ListPage:
-        """One ListObjectsV2 page, through the lean path or boto3."""
-        if self._fast is not None:
-            query = {"list-type": "2", "encoding-type": "url", "max-keys": "1000", "prefix": prefix}
-            if token:
-                query["continuation-token"] = token
-            elif start_after:
-                query["start-after"] = start_after
-            reply = self._fast.request("GET", bucket, None, query=query, operation="list_objects")
-            try:
-                body = reply.read()
-            finally:
-                reply.close()
-            try:
-                return parse_list_page(body)
-            except ElementTree.ParseError as exc:
-                raise ListingIncomplete(f"unparseable listing: {exc}", target=bucket) from exc
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-        if token:
-            params["ContinuationToken"] = token
-        elif start_after:
-            params["StartAfter"] = start_after
-        with converted("list_objects", bucket):
-            page = self._client.list_objects_v2(**params)
-        objects = [
-            ListedObject(item["Key"], int(item.get("Size", 0)), _etag(item.get("ETag")), item.get("LastModified"))
-            for item in page.get("Contents", [])
-        ]
-        return ListPage(objects, bool(page.get("IsTruncated")), page.get("NextContinuationToken"))
-
-    def _list_objects(self, bucket: str, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
-        # On a store that lists in key order, a key that does not sort after the previous one means
-        # pagination went wrong (a repeated or lost page): never pass such a listing on.
-        ordered = Capability.SORTED_LISTING in self.capabilities
-        last = start_after
-        token: str | None = None
-        tokens: set[str] = set()
-        while True:
-            # Each page under the retry policy, checked before any of it is passed on: a bad page is
-            # asked for again with the same token, not the whole listing (which, on a store that
-            # does not list in key order, could only resume by listing again from the start).
-            page = self._call(
-                "list_objects", functools.partial(self._checked_page, bucket, prefix, start_after, token, tokens)
-            )
-            for item in page.objects:
-                if ordered and last is not None and item.key <= last:
-                    raise ListingIncomplete(
-                        f"listing went backwards or repeated ({item.key!r} after {last!r})", target=bucket
-                    )
-                last = item.key
-                yield ObjectInfo(
-                    bucket=bucket, key=item.key, size=item.size, etag=item.etag, last_modified=item.last_modified
-                )
-            if not page.truncated:
-                return
-            token = page.next_token
-            assert token is not None  # checked by _checked_page
-            tokens.add(token)
-
-    def _checked_page(
-        self, bucket: str, prefix: str, start_after: str | None, token: str | None, seen: set[str]
-    ) -> ListPage:
-        page = self._list_page(bucket, prefix, start_after, token)
-        if page.truncated and not page.next_token:
-            raise ListingIncomplete("listing claims more keys but gave no continuation token", target=bucket)
-        if page.next_token in seen:
-            raise ListingIncomplete("listing returned a continuation token twice", target=bucket)
-        return page
-
-    def _info(self, bucket: str, key: str, response: Mapping[str, Any], size: int) -> ObjectInfo:
+    def _info(self, bucket: str, key: str, headers: Mapping[str, str], size: int) -> ObjectInfo:
         # The store omits x-amz-tagging-count when there are no tags, if it reports counts at all.
-        tag_count = int(response.get("TagCount") or 0) if self.vendor.reports_tag_count else None
+        tag_count = int(headers.get("x-amz-tagging-count") or 0) if self.vendor.reports_tag_count else None
         return ObjectInfo(
             bucket=bucket,
             key=key,
             size=size,
-            etag=_etag(response.get("ETag")),
-            last_modified=response.get("LastModified"),
-            meta=meta_from_response(response),
+            etag=_etag(headers.get("etag")),
+            last_modified=http_date(headers.get("last-modified")),
+            meta=meta_from_headers(headers),
             tag_count=tag_count,
+            uncarried=uncarried_from_headers(headers),
         )
 
     def _head(self, bucket: str, key: str) -> ObjectInfo:
-        with converted("head", f"{bucket}/{key}"):
-            response = self._client.head_object(Bucket=bucket, Key=key)
-        return self._info(bucket, key, response, int(response.get("ContentLength", 0)))
+        reply = self._request("HEAD", bucket, key, operation="head")
+        return self._info(bucket, key, reply.headers, int(reply.headers.get("content-length", 0)))
 
     def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
-        if self._fast is not None:
-            return self._open_fast(bucket, key, byte_range)
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if byte_range is not None:
-            params["Range"] = byte_range.header()
         target = f"{bucket}/{key}"
-        with converted("open", target):
-            response = self._client.get_object(**params)
-        length = int(response.get("ContentLength", 0))
+        headers = {"range": byte_range.header()} if byte_range is not None else {}
+        reply = self._request("GET", bucket, key, headers=headers, operation="open", stream=True)
+        found = reply.headers
+        length = int(found.get("content-length", 0))
         start, total = 0, length
-        content_range = response.get("ContentRange")
-        if content_range:
-            match = _CONTENT_RANGE.fullmatch(content_range.strip())
-            if not match:
-                response["Body"].close()
-                raise IntegrityError(f"unparseable Content-Range {content_range!r}", target=target)
-            start = int(match.group(1))
-            total = int(match.group(3)) if match.group(3) != "*" else start + length
+        if "content-range" in found:
+            parsed = content_range(found["content-range"])
+            if parsed is None:
+                reply.close()
+                raise IntegrityError(f"unparseable Content-Range {found['content-range']!r}", target=target)
+            start, total = parsed[0], parsed[1] if parsed[1] is not None else parsed[0] + length
         elif byte_range is not None and byte_range.start > 0:
-            # The server ignored the Range header and sent the whole object.
-            response["Body"].close()
+            reply.close()
             raise IntegrityError("server ignored the Range header", target=target)
-        return self._info(bucket, key, response, total), _Body(response["Body"], target), start, length
+        return self._info(bucket, key, found, total), _Body(reply), start, length
 
     def confirm_part(self, part: PartInfo, data: bytes) -> PartInfo | None:
         if part.size != len(data):
@@ -425,79 +361,52 @@ class S3Store(ObjectStore):
             return PartInfo(part.number, part.etag, part.size, checksum)  # what completion repeats
         return None
 
-    def _checksum(self, body: bytes) -> tuple[dict[str, str], dict[str, Any], str | None]:
-        """The body checksum the store checks and refuses a mismatch of (BadDigest): as HTTP
-        headers, as boto3 parameters, and the CRC32C value a multipart completion repeats."""
+    def part_proof(self, data: bytes) -> str:
+        """A checksum of ``data`` as this store checks it on arrival (what its parts are proven by)."""
+        if self.vendor.body_checksum == "crc32c":
+            return "crc32c:" + _crc32c(data)
+        return "md5:" + hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def _checksum(self, body: bytes) -> tuple[dict[str, str], str | None]:
+        """The body checksum the store checks and refuses a mismatch of (BadDigest), as headers, and
+        the CRC32C value a multipart completion repeats."""
         if self.vendor.body_checksum == "crc32c":
             value = _crc32c(body)
-            return {"x-amz-checksum-crc32c": value}, {"ChecksumCRC32C": value}, value
-        value = md5_header(body)
-        return {"content-md5": value}, {"ContentMD5": value}, None
+            return {"x-amz-checksum-crc32c": value}, value
+        return {"content-md5": md5_base64(body)}, None
 
-    def _open_fast(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:
-        assert self._fast is not None
-        target = f"{bucket}/{key}"
-        headers = {"range": byte_range.header()} if byte_range is not None else {}
-        response = self._fast.request("GET", bucket, key, headers=headers, operation="open")
-        found = response.headers
-        length = int(found.get("content-length", 0))
-        start, total = 0, length
-        if "content-range" in found:
-            parsed = content_range(found["content-range"])
-            if parsed is None:
-                response.close()
-                raise IntegrityError(f"unparseable Content-Range {found['content-range']!r}", target=target)
-            start, total = parsed[0], parsed[1] if parsed[1] >= 0 else parsed[0] + length
-        elif byte_range is not None and byte_range.start > 0:
-            response.close()
-            raise IntegrityError("server ignored the Range header", target=target)
-        tag_count = int(found.get("x-amz-tagging-count") or 0) if self.vendor.reports_tag_count else None
-        info = ObjectInfo(
-            bucket=bucket,
-            key=key,
-            size=total,
-            etag=_etag(found.get("etag")),
-            last_modified=http_date(found.get("last-modified")),
-            meta=meta_from_headers(found),
-            tag_count=tag_count,
-        )
-        return info, _FastBody(response), start, length
-
-    def _put_bytes(self, bucket: str, key: str, body: bytes, meta: ObjectMeta, tags: dict[str, str]) -> ObjectInfo:
-        if self._fast is not None:
-            headers = meta_to_headers(meta)
-            headers.update(self._checksum(body)[0])
-            if tags:
-                headers["x-amz-tagging"] = _tagging(tags)
-            reply = self._fast.request("PUT", bucket, key, headers=headers, body=body, operation="put")
-            reply.read()
-            reply.close()
-            self.counters.add("bytes_written", len(body))
-            return ObjectInfo(bucket=bucket, key=key, size=len(body), etag=_etag(reply.headers.get("etag")))
-        params = meta_to_params(meta)
+    def _put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        meta: ObjectMeta,
+        tags: dict[str, str],
+        *,
+        checksum_of: bytes | None = None,
+    ) -> ObjectInfo:
+        headers = meta_to_headers(meta)
+        headers.update(self._checksum(body if checksum_of is None else checksum_of)[0])
         if tags:
-            params["Tagging"] = _tagging(tags)
-        with converted("put", f"{bucket}/{key}"):
-            response = self._client.put_object(
-                Bucket=bucket, Key=key, Body=body, ContentLength=len(body), **self._checksum(body)[1], **params
-            )
+            headers["x-amz-tagging"] = _tagging(tags)
+        reply = self._request("PUT", bucket, key, headers=headers, body=body, operation="put", checked_body=True)
         self.counters.add("bytes_written", len(body))
-        return ObjectInfo(bucket=bucket, key=key, size=len(body), etag=_etag(response.get("ETag")))
+        return ObjectInfo(bucket=bucket, key=key, size=len(body), etag=_etag(reply.headers.get("etag")))
 
     def _delete(self, bucket: str, key: str) -> None:
-        with converted("delete", f"{bucket}/{key}"):
-            self._client.delete_object(Bucket=bucket, Key=key)
+        self._request("DELETE", bucket, key, operation="delete")
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
-        source = {"Bucket": src_bucket, "Key": src_key}
-        target = f"{dst_bucket}/{dst_key}"
+        source = quote(f"{src_bucket}/{src_key}", "/")
         info = self._head(src_bucket, src_key)
         if info.size <= self.vendor.limits.max_copy_mib * 1024 * 1024:
-            params: dict[str, Any] = {"MetadataDirective": "COPY"}
+            headers = {"x-amz-copy-source": source, "x-amz-metadata-directive": "COPY"}
+            redirect = info.meta.website_redirect_location if info.meta else None
+            if redirect:  # S3 does not copy it with the rest of the metadata: it must be given again
+                headers["x-amz-website-redirect-location"] = redirect
             if meta is not None:
-                params = {"MetadataDirective": "REPLACE", **meta_to_params(meta)}
-            with converted("copy", target):
-                self._client.copy_object(Bucket=dst_bucket, Key=dst_key, CopySource=source, **params)  # type: ignore[arg-type]
+                headers = {"x-amz-copy-source": source, "x-amz-metadata-directive": "REPLACE", **meta_to_headers(meta)}
+            self._request("PUT", dst_bucket, dst_key, headers=headers, operation="copy")
             return
         # Too large for one CopyObject: copy part ranges. Metadata and tags are not carried by the
         # part copies, so they are set explicitly on the new upload (the bug that loses metadata on
@@ -509,120 +418,95 @@ class S3Store(ObjectStore):
         try:
             for number, offset in enumerate(range(0, info.size, part_size), start=1):
                 end = min(offset + part_size, info.size) - 1
-                with converted("copy", target):
-                    response = self._client.upload_part_copy(
-                        Bucket=dst_bucket,
-                        Key=dst_key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        CopySource=source,  # type: ignore[arg-type]
-                        CopySourceRange=f"bytes={offset}-{end}",
-                    )
-                parts.append(PartInfo(number, _etag(response["CopyPartResult"].get("ETag")) or "", end - offset + 1))
+                reply = self._attempt(
+                    "copy",
+                    lambda number=number, offset=offset, end=end: self._request(  # type: ignore[misc]
+                        "PUT",
+                        dst_bucket,
+                        dst_key,
+                        query={"partNumber": str(number), "uploadId": upload_id},
+                        headers={"x-amz-copy-source": source, "x-amz-copy-source-range": f"bytes={offset}-{end}"},
+                        operation="copy",
+                    ),
+                )
+                parts.append(PartInfo(number, parse_copy_etag(reply.data), end - offset + 1))
             self._complete_upload(dst_bucket, dst_key, upload_id, parts)
         except BaseException:
-            self._abort_upload(dst_bucket, dst_key, upload_id)
+            with contextlib.suppress(Exception):
+                self._abort_upload(dst_bucket, dst_key, upload_id)
             raise
 
     def _get_tags(self, bucket: str, key: str) -> dict[str, str]:
-        with converted("get_tags", f"{bucket}/{key}"):
-            response = self._client.get_object_tagging(Bucket=bucket, Key=key)
-        return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+        return parse_tags(self._request("GET", bucket, key, query={"tagging": ""}, operation="get_tags").data)
 
     def _put_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
-        with converted("put_tags", f"{bucket}/{key}"):
-            self._client.put_object_tagging(
-                Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
-            )
+        body = tagging_xml(tags)
+        headers = {"content-md5": md5_base64(body), "content-type": "application/xml"}
+        self._request("PUT", bucket, key, query={"tagging": ""}, headers=headers, body=body, operation="put_tags")
 
     # -- multipart ---------------------------------------------------------------------------------
 
     def _start_upload(self, bucket: str, key: str, meta: ObjectMeta, tags: dict[str, str]) -> str:
-        params = meta_to_params(meta)
+        headers = meta_to_headers(meta)
         if self.vendor.body_checksum == "crc32c":
-            params["ChecksumAlgorithm"] = "CRC32C"  # parts then carry CRC32C, repeated at completion
+            headers["x-amz-checksum-algorithm"] = "CRC32C"  # parts then carry CRC32C, repeated at completion
         if tags:
-            params["Tagging"] = _tagging(tags)
-        with converted("start_upload", f"{bucket}/{key}"):
-            response = self._client.create_multipart_upload(Bucket=bucket, Key=key, **params)
-        return response["UploadId"]
+            headers["x-amz-tagging"] = _tagging(tags)
+        reply = self._request("POST", bucket, key, query={"uploads": ""}, headers=headers, operation="start_upload")
+        return parse_upload_id(reply.data)
 
     def _upload_part(self, bucket: str, key: str, upload_id: str, number: int, data: bytes) -> PartInfo:
-        headers, params, checksum = self._checksum(data)
-        if self._fast is not None:
-            reply = self._fast.request(
-                "PUT",
-                bucket,
-                key,
-                query={"partNumber": str(number), "uploadId": upload_id},
-                headers=headers,
-                body=data,
-                operation="upload_part",
-            )
-            reply.read()
-            reply.close()
-            etag = _etag(reply.headers.get("etag")) or ""
-            return PartInfo(number=number, etag=etag, size=len(data), checksum=checksum)
-        with converted("upload_part", f"{bucket}/{key}#{number}"):
-            response = self._client.upload_part(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,
-                ContentLength=len(data),
-                **params,
-            )
-        return PartInfo(number=number, etag=_etag(response.get("ETag")) or "", size=len(data), checksum=checksum)
+        headers, checksum = self._checksum(data)
+        reply = self._request(
+            "PUT",
+            bucket,
+            key,
+            query={"partNumber": str(number), "uploadId": upload_id},
+            headers=headers,
+            body=data,
+            operation="upload_part",
+            checked_body=True,
+        )
+        return PartInfo(number=number, etag=_etag(reply.headers.get("etag")) or "", size=len(data), checksum=checksum)
 
-    def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> None:
-        with converted("complete_upload", f"{bucket}/{key}"):
-            self._client.complete_multipart_upload(
-                Bucket=bucket,
-                Key=key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": [self._completed_part(p) for p in parts]},
-            )
-
-    @staticmethod
-    def _completed_part(part: PartInfo) -> Any:
-        entry: dict[str, Any] = {"ETag": f'"{part.etag}"', "PartNumber": part.number}
-        if part.checksum:
-            entry["ChecksumCRC32C"] = part.checksum
-        return entry
+    def _complete_upload(self, bucket: str, key: str, upload_id: str, parts: list[PartInfo]) -> str | None:
+        body = complete_xml(parts)
+        reply = self._request(
+            "POST",
+            bucket,
+            key,
+            query={"uploadId": upload_id},
+            headers={"content-type": "application/xml"},
+            body=body,
+            operation="complete_upload",
+        )
+        return parse_copy_etag(reply.data) or None
 
     def _abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        with converted("abort_upload", f"{bucket}/{key}"):
-            self._client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        self._request("DELETE", bucket, key, query={"uploadId": upload_id}, operation="abort_upload")
 
     def _list_uploads(self, bucket: str, prefix: str) -> Iterator[UploadInfo]:
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        query = {"uploads": "", "prefix": prefix, "encoding-type": "url"}
         while True:
-            with converted("list_uploads", bucket):
-                page = self._client.list_multipart_uploads(**params)
-            for upload in page.get("Uploads", []):
-                yield UploadInfo(bucket, upload["Key"], upload["UploadId"], upload.get("Initiated"))
-            if not page.get("IsTruncated"):
+            reply = self._attempt(
+                "list_uploads",
+                functools.partial(self._request, "GET", bucket, query=dict(query), operation="list_uploads"),
+            )
+            uploads, key_marker, id_marker = parse_uploads(reply.data, bucket)
+            yield from uploads
+            if key_marker is None:
                 return
-            params = {
-                "Bucket": bucket,
-                "Prefix": prefix,
-                "KeyMarker": page.get("NextKeyMarker", ""),
-                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
-            }
+            query = {**query, "key-marker": key_marker, "upload-id-marker": id_marker or ""}
 
     def _list_parts(self, bucket: str, key: str, upload_id: str) -> Iterator[PartInfo]:
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        query = {"uploadId": upload_id}
         while True:
-            with converted("list_parts", f"{bucket}/{key}"):
-                page = self._client.list_parts(**params)
-            for part in page.get("Parts", []):
-                yield PartInfo(
-                    int(part["PartNumber"]),
-                    _etag(part.get("ETag")) or "",
-                    int(part.get("Size", 0)),
-                    part.get("ChecksumCRC32C"),
-                )
-            if not page.get("IsTruncated"):
+            reply = self._attempt(
+                "list_parts",
+                functools.partial(self._request, "GET", bucket, key, query=dict(query), operation="list_parts"),
+            )
+            parts, marker = parse_parts(reply.data)
+            yield from parts
+            if marker is None:
                 return
-            params = {**params, "PartNumberMarker": page.get("NextPartNumberMarker", 0)}
+            query = {"uploadId": upload_id, "part-number-marker": str(marker)}

@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from failover.capabilities import MIB, Capability, StoreCapabilities, StoreLimits
+from failover.capabilities import MIB, Capability, KeyRewrite, StoreCapabilities, StoreLimits
 from failover.errors import ConfigError
 from failover.types import MetaField
 from failover.yamlio import load_yaml
 
-__all__ = ["VendorLimits", "VendorProfile", "vendor_names", "vendor_profile"]
+__all__ = ["ListingProfile", "VendorLimits", "VendorProfile", "vendor_names", "vendor_profile"]
 
 AddressingStyle = Literal["path", "virtual", "auto"]
 ChecksumMode = Literal["when_supported", "when_required"]
@@ -31,6 +31,18 @@ class VendorLimits(BaseModel):
     max_key_segment_bytes: int | None = None
 
 
+class ListingProfile(BaseModel):
+    """How to page through a listing on this store (see the notes in vendors.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pagination: Literal["token", "start_after"] = "token"
+    """ListObjectsV2 pages followed by continuation token, or by start-after the last key."""
+    url_encoding: bool = True
+    """Ask for URL-encoded keys (encoding-type=url), which XML can carry whatever they hold."""
+    page_size: int = 1000
+
+
 class VendorProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +58,8 @@ class VendorProfile(BaseModel):
     operations: tuple[Capability, ...] = ()
     metadata: tuple[str, ...] = ("all",)
     limits: VendorLimits = VendorLimits()
+    listing: ListingProfile = ListingProfile()
+    key_rewrites: dict[Capability, KeyRewrite] = {}
 
     def capabilities(self) -> StoreCapabilities:
         limits = StoreLimits(
@@ -57,7 +71,12 @@ class VendorProfile(BaseModel):
             max_single_put=self.limits.max_single_put_mib * MIB,
         )
         metadata = frozenset(MetaField) if "all" in self.metadata else frozenset(MetaField(m) for m in self.metadata)
-        return StoreCapabilities(operations=frozenset(self.operations), metadata=metadata, limits=limits)
+        return StoreCapabilities(
+            operations=frozenset(self.operations),
+            metadata=metadata,
+            limits=limits,
+            key_rewrites=dict(self.key_rewrites),
+        )
 
 
 class _VendorFile(BaseModel):

@@ -12,9 +12,12 @@ and run as strict xfails.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import io
 import os
+import posixpath
+import re
 import tracemalloc
 import unicodedata
 import uuid
@@ -24,10 +27,10 @@ from typing import ClassVar
 
 import pytest
 
-from failover.capabilities import Capability, key_shapes
+from failover.capabilities import KEY_SHAPES, Capability, KeyRewrite, key_shapes
 from failover.config import Providers
 from failover.connect import open_store
-from failover.errors import InvalidRequest, NotFound, NotSupported
+from failover.errors import IntegrityError, InvalidRequest, NotFound, NotSupported, ProviderError
 from failover.storage import ObjectStore
 from failover.types import ByteRange, MetaField, ObjectMeta
 
@@ -48,6 +51,10 @@ TRICKY_KEYS = [
     ("double-slash", "a//b///c"),
     ("trailing-slash", "folder/"),
     ("dot-segments", "a/./b/../c/.../d"),
+    ("backslash", "reports\\2024\\q1.csv"),
+    ("tab-and-newline", "tab\there/line\nfeed"),
+    ("control-cr", "carriage\rreturn"),
+    ("control-0x01", "start\x01of-heading"),
     ("long-segmented-1024", "<1024 bytes in segments of 200>"),
     ("long-single-segment-1024", "<1024 bytes in one segment>"),
 ]
@@ -61,6 +68,40 @@ def build_key(prefix: str, suffix: str) -> str:
     if suffix == "<1024 bytes in one segment>":
         return prefix + "x" * (1024 - len(prefix.encode()))
     return prefix + suffix
+
+
+def _probe_raw_key(store: ObjectStore, bucket: str, prefix: str, key: str) -> tuple[str, list[str], bytes | None]:
+    """Write ``key`` past the interface's checks and see what the store made of it: ("faithful" |
+    "refused" | "unlistable" | "renamed" | "emptied", what the listing shows, what reading it gives)."""
+    try:
+        raw_put(store, bucket, key, b"written raw")
+    except ProviderError:
+        return "refused", [], None
+    try:
+        body: bytes | None = store._attempt("open", lambda: store._open(bucket, key, None))[1].read()
+    except ProviderError:
+        body = None
+    try:
+        listed = [info.key for info in store.list_objects(bucket, prefix)]
+    except ProviderError:
+        return "unlistable", [], body
+    finally:
+        with contextlib.suppress(ProviderError):
+            store._delete(bucket, key)
+    for other in listed:
+        with contextlib.suppress(ProviderError):
+            store._delete(bucket, other)
+    if key in listed:
+        return ("faithful" if body == b"written raw" else "emptied"), listed, body
+    return "renamed", listed, body
+
+
+def raw_put(store: ObjectStore, bucket: str, key: str, data: bytes) -> None:
+    """Write past the interface's checks, through the adapter's own hook (to probe the server)."""
+    if Capability.MULTIPART in store.capabilities:
+        store._put_bytes(bucket, key, data, ObjectMeta(), {})
+    else:
+        store._put_stream(bucket, key, io.BytesIO(data), len(data), ObjectMeta(), {})
 
 
 def declared_key(store: ObjectStore, key: str) -> None:
@@ -126,8 +167,8 @@ class ObjectStoreConformance:
         name = f"conf-{uuid.uuid4().hex[:12]}"
         store.create_bucket(name)
         yield name
-        for info in store.list_objects(name):
-            store.delete(name, info.key)
+        for key in [info.key for info in store.list_objects(name)]:
+            store.delete(name, key)
         if Capability.MULTIPART in store.capabilities:
             for upload in store.list_uploads(name):
                 store.abort_upload(name, upload.key, upload.upload_id)
@@ -185,6 +226,47 @@ class ObjectStoreConformance:
         store.delete(bucket, key)
         with pytest.raises(NotFound):
             store.head(bucket, key)
+
+    @pytest.mark.parametrize("shape", KEY_SHAPES, ids=[shape.value for shape in KEY_SHAPES])
+    def test_undeclared_key_shapes_are_rewritten_as_declared(
+        self, store: ObjectStore, bucket: str, prefix: str, shape: Capability
+    ) -> None:
+        """Keys of a shape the store does not declare, written past the adapter's own refusal: the
+        store must do with them what its declaration says (``key_rewrites``), at least one of them
+        must show it (or the shape is to be declared), and none may be treated otherwise. This is
+        what makes the declarations true."""
+        if shape in store.capabilities:
+            pytest.skip(f"declared: {store.name} declares {shape.value}")
+        rewrite = store.capabilities.key_rewrites.get(shape)
+        outcomes = {}
+        for label, suffix in TRICKY_KEYS:
+            key = build_key(prefix + label + "/", suffix)
+            if key_shapes(key) != [shape]:
+                continue
+            with pytest.raises(NotSupported):
+                store.put(bucket, key, b"refused before sending")
+            outcomes[label] = _probe_raw_key(store, bucket, prefix + label + "/", key)
+        assert outcomes, f"no tricky key has the shape {shape.value}"
+        unfaithful = {label: found for label, found in outcomes.items() if found[0] != "faithful"}
+        assert unfaithful, f"the store holds every {shape.value} key as given: declare {shape.value}"
+        for label, (kind, listed, body) in unfaithful.items():
+            where = f"{label}: {kind}, listed {listed}, read {body!r}"
+            assert rewrite is not None, f"{shape.value} keys are not held as given ({where}); declare what happens"
+            if rewrite is KeyRewrite.REFUSED:
+                assert kind == "refused", where
+            elif rewrite is KeyRewrite.UNLISTABLE:
+                assert kind in ("unlistable", "renamed"), where
+            elif rewrite is KeyRewrite.DIRECTORY:
+                assert kind in ("renamed", "emptied"), where
+            else:
+                assert kind == "renamed", where
+                rewritten = {
+                    KeyRewrite.COLLAPSED: lambda k: re.sub("/{2,}", "/", k).lstrip("/"),
+                    KeyRewrite.RESOLVED: posixpath.normpath,
+                    KeyRewrite.SLASH: lambda k: k.replace("\\", "/"),
+                }[rewrite]
+                original = build_key(prefix + label + "/", dict(TRICKY_KEYS)[label])
+                assert listed == [rewritten(original)], where
 
     def test_nfc_and_nfd_keys_are_distinct(self, store: ObjectStore, bucket: str, prefix: str) -> None:
         nfc = prefix + unicodedata.normalize("NFC", "é")
@@ -274,6 +356,7 @@ class ObjectStoreConformance:
         (MetaField.CONTENT_ENCODING, ObjectMeta(content_encoding="gzip")),
         (MetaField.CONTENT_LANGUAGE, ObjectMeta(content_language="de-CH")),
         (MetaField.EXPIRES, ObjectMeta(expires=datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC))),
+        (MetaField.WEBSITE_REDIRECT_LOCATION, ObjectMeta(website_redirect_location="/moved/elsewhere.html")),
         (MetaField.USER, ObjectMeta(user={"owner": "ops-team", "sha256": "0" * 64, "Mixed-Case": "Value With Spaces"})),
     ]
 
@@ -348,6 +431,35 @@ class ObjectStoreConformance:
         for index, key in enumerate(order):
             assert [i.key for i in store.list_objects(bucket, prefix, start_after=key)] == order[index + 1 :]
 
+    def test_second_listing_agrees_with_the_first(self, store: ObjectStore, bucket: str, prefix: str) -> None:
+        declared(store, Capability.SECOND_LISTING)
+        keys = [f"{prefix}{name}" for name in ("a", "a!", "a-b", "a/z", "b", "été/1", "日本/2", "z z")]
+        keys += [f"{prefix}many/{i:04d}" for i in range(1010)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda k: store.put(bucket, k, b"x"), keys))
+        first = [i.key for i in store.list_objects(bucket, prefix)]
+        second = [i.key for i in store.list_objects_second_way(bucket, prefix)]
+        assert sorted(first) == sorted(keys)
+        assert second == first, "both mechanisms list every key, in the same order"
+        middle = first[len(first) // 2]
+        assert [i.key for i in store.list_objects_second_way(bucket, prefix, start_after=middle)] == first[
+            len(first) // 2 + 1 :
+        ]
+
+    def test_listing_end_is_confirmed(self, store: ObjectStore, bucket: str, prefix: str) -> None:
+        """The confirmation hook agrees with the listing: nothing after the last key, and the key
+        after any other."""
+        keys = [prefix + k for k in ("a", "b", "c/d", "é")]
+        for key in keys:
+            store.put(bucket, key, b"x")
+        order = [i.key for i in store.list_objects(bucket, prefix)]
+        second = Capability.SECOND_LISTING in store.capabilities
+        for way in {False, second}:
+            assert store._first_after(bucket, prefix, order[-1], second_way=way) is None
+            assert store._first_after(bucket, prefix, None, second_way=way) == order[0]
+            assert store._first_after(bucket, prefix, order[1], second_way=way) == order[2]
+        assert store.counters.listings_ended_early == 0
+
     def test_listing_reports_sizes(self, store: ObjectStore, bucket: str, prefix: str) -> None:
         store.put(bucket, prefix + "three", b"abc")
         (info,) = store.list_objects(bucket, prefix)
@@ -381,6 +493,28 @@ class ObjectStoreConformance:
             chunks = list(reader.iter_chunks(65536))
         assert max(len(c) for c in chunks) <= 65536
         assert b"".join(chunks) == data
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def test_verified_writes_refuse_a_body_that_does_not_match(
+        self, store: ObjectStore, bucket: str, prefix: str
+    ) -> None:
+        """VERIFIED_WRITES: the store checks each body against the checksum sent with it; a body
+        that is not the one the checksum was computed for is refused and nothing is stored."""
+        declared(store, Capability.VERIFIED_WRITES)
+        key = prefix + "checked"
+
+        def write_mismatched() -> None:
+            if Capability.MULTIPART in store.capabilities:
+                store._put_bytes(bucket, key, b"what arrived", ObjectMeta(), {}, checksum_of=b"what was meant")
+            else:
+                body = io.BytesIO(b"what arrived")
+                store._put_stream(bucket, key, body, 12, ObjectMeta(), {}, checksum_of=b"what was meant")
+
+        with pytest.raises(IntegrityError):
+            write_mismatched()
+        with pytest.raises(NotFound):
+            store.head(bucket, key)
 
     # -- not found ---------------------------------------------------------------------------------
 
@@ -479,9 +613,12 @@ class ObjectStoreConformance:
             Capability.KEY_EMPTY_SEGMENTS: lambda: store.put(bucket, prefix + "a//b", b"x"),
             Capability.KEY_TRAILING_SLASH: lambda: store.put(bucket, prefix + "dir/", b"x"),
             Capability.KEY_DOT_SEGMENTS: lambda: store.put(bucket, prefix + "a/../b", b"x"),
+            Capability.KEY_BACKSLASH: lambda: store.put(bucket, prefix + "a\\b", b"x"),
+            Capability.KEY_CONTROL_CHARACTERS: lambda: store.put(bucket, prefix + "a\x01b", b"x"),
+            Capability.SECOND_LISTING: lambda: store.list_objects_second_way(bucket, prefix),
         }
         # Properties of results rather than operations, checked by their own tests.
-        behaviour = {Capability.SORTED_LISTING, Capability.VERIFIED_WRITES}
+        behaviour = {Capability.SORTED_LISTING, Capability.VERIFIED_WRITES, Capability.LISTING_START_AFTER}
         assert set(probes) == set(Capability) - behaviour, "every operation needs a probe"
         undeclared = [c for c in probes if c not in store.capabilities]
         if not undeclared:

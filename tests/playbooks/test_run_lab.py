@@ -26,7 +26,7 @@ import yaml
 from failover.lab import LabInfo
 from failover.lab.seed import MEDIA_BUCKETS
 
-from tests.helpers import raw_client, run_cli
+from tests.helpers import list_keys, raw_client, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 EVACUATE = str(REPO / "playbooks" / "evacuate-aws.yaml")
@@ -76,10 +76,8 @@ def _snapshot(lab: LabInfo) -> dict[str, Any]:
     for provider in ("aws", "onprem"):
         s3 = raw_client(lab, provider, "s3")
         for bucket in sorted(b["Name"] for b in s3.list_buckets().get("Buckets", [])):
-            keys = []
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                keys += [(o["Key"], o["ETag"], o["Size"]) for o in page.get("Contents", [])]
-            found[f"s3 {provider} {bucket}"] = sorted(keys)
+            listed = list_keys(s3, bucket)
+            found[f"s3 {provider} {bucket}"] = sorted((k, o["ETag"], o["Size"]) for k, o in listed.items())
     for provider in ("aws", "aws-west"):
         ec2 = raw_client(lab, provider, "ec2")
         instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]

@@ -12,6 +12,9 @@ from typing import Any
 from tests.conformance.storage import TRICKY_KEYS, build_key
 
 MIB = 1024 * 1024
+SOURCE_CANNOT_LIST = {"control-cr", "control-0x01"}
+"""Tricky keys the rig's source (LocalStack) declares it cannot list faithfully (its listing stops
+with an error on them, see providers/s3/vendors.yaml), so they are not in the dataset."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ def build(small: int, large: int, large_mib: int, seed: int = 7) -> dict[str, It
         key = f"large/video-{n}.mp4"
         items[key] = Item(key, rng.randbytes(large_mib * MIB + n * 1013), "video/mp4", {"title": f"clip {n}"})
     for label, suffix in TRICKY_KEYS:
+        if label in SOURCE_CANNOT_LIST:
+            continue
         key = build_key("awkward/", suffix)
         items[key] = Item(key, f"{label}\n".encode(), "text/plain; charset=utf-8", {"label": label})
     return items

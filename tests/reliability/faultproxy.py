@@ -9,7 +9,12 @@ seeded draw per request, answers instead, or damages what the server answered:
 * ``truncate``: the body cut short (the connection closed cleanly, Content-Length not met)
 * ``complete_error``: CompleteMultipartUpload answered 200 with an ``<Error>`` body (S3 does this)
 * ``listing_no_token``: a listing page rewritten to claim more keys without a continuation token
+* ``listing_ends_early``: a listing page cut short and rewritten to claim it is the last one (no
+  truncation, no continuation): the listing looks complete and is not
+* ``listing_omits``: one to three keys silently left out of a listing page (the rest untouched)
 * ``black_hole``: the request read, and never answered
+
+Listing faults apply to ListObjectsV2 and ListObjects (V1) pages alike.
 
 It counts what passes: requests by kind, request body bytes (what the client sent), writes per
 key, deletes, faults injected. Optionally it listens with TLS (for the TLS tests).
@@ -37,6 +42,8 @@ FAULTS = (
     "truncate",
     "complete_error",
     "listing_no_token",
+    "listing_ends_early",
+    "listing_omits",
     "black_hole",
 )
 
@@ -65,6 +72,8 @@ class Stats:
     writes_per_key: Counter[str] = field(default_factory=Counter)
     deletes: list[str] = field(default_factory=list)
     auth_failures: int = 0
+    omitted_keys: int = 0
+    """Keys the listing faults left out of pages (to check that none was lost for it)."""
     log: list[tuple[str, str, str]] = field(default_factory=list)
     """(kind, path, outcome) of every request: what a failed assertion can be explained with."""
 
@@ -85,6 +94,10 @@ class _Request:
     def kind(self) -> str:
         if self.method == "GET" and "list-type" in self.query:
             return "list"
+        bucket_only = len([part for part in self.path.split("/") if part]) == 1
+        special = {"uploads", "uploadId", "tagging", "location", "versioning", "policy", "acl", "cors"}
+        if self.method == "GET" and bucket_only and not special & set(self.query):
+            return "list"  # ListObjects (V1, markers)
         if self.method == "POST" and "uploadId" in self.query:
             return "complete"
         if self.method == "PUT" and "partNumber" in self.query:
@@ -212,7 +225,7 @@ class FaultProxy:
         if request.kind == "complete":
             applicable.append("complete_error")
         if request.kind == "list":
-            applicable.append("listing_no_token")
+            applicable += ["listing_no_token", "listing_ends_early", "listing_omits"]
         with self._lock:
             for fault in applicable:
                 rate = self.plan.rates.get(fault, 0.0)
@@ -274,7 +287,7 @@ class FaultProxy:
         expects = request.header("expect") is not None
         request.headers = [(k, v) for k, v in request.headers if k.lower() != "expect"]
         upstream: socket.socket | None = None
-        if fault is None or fault in ("reset", "truncate", "listing_no_token"):
+        if fault is None or fault in ("reset", "truncate", "listing_no_token", "listing_ends_early", "listing_omits"):
             try:
                 upstream = socket.create_connection(self.upstream, timeout=60)
             except OSError:  # the server is down (a test killed it)
@@ -319,6 +332,9 @@ class FaultProxy:
             text = re.sub(r"<NextContinuationToken>.*?</NextContinuationToken>", "", text)
             body = text.encode()
             headers = _with_length(headers, len(body))
+        if fault in ("listing_ends_early", "listing_omits") and body:
+            body = self._damage_listing(body, fault)
+            headers = _with_length(headers, len(body))
         if fault in ("reset", "truncate") and len(body) > 1:
             client.sendall(_head_bytes(status_line, _with_length(headers, len(body))) + body[: len(body) // 2])
             if fault == "reset":
@@ -329,6 +345,27 @@ class FaultProxy:
             return True
         client.sendall(_head_bytes(status_line, _with_length(headers, len(body))) + body)
         return True
+
+    def _damage_listing(self, body: bytes, fault: str) -> bytes:
+        """Cut a listing page short claiming it is the last, or leave keys out of it silently."""
+        text = body.decode("utf-8")
+        entries = list(re.finditer(r"<Contents>.*?</Contents>", text, re.S))
+        if not entries:
+            return body
+        with self._lock:
+            if fault == "listing_ends_early":
+                keep = self._random.randrange(len(entries))
+                dropped = entries[keep:]
+            else:
+                dropped = self._random.sample(entries, min(len(entries), self._random.randint(1, 3)))
+            self.stats.omitted_keys += len(dropped)
+        for entry in sorted(dropped, key=lambda m: m.start(), reverse=True):
+            text = text[: entry.start()] + text[entry.end() :]
+        if fault == "listing_ends_early":
+            text = re.sub(r"<IsTruncated>\w+</IsTruncated>", "<IsTruncated>false</IsTruncated>", text)
+            text = re.sub(r"<NextContinuationToken>.*?</NextContinuationToken>", "", text)
+            text = re.sub(r"<NextMarker>.*?</NextMarker>", "", text)
+        return text.encode()
 
     def _forward(self, upstream: socket.socket, request: _Request) -> tuple[bytes, list[tuple[str, str]], bytes]:
         headers = [(k, v) for k, v in request.headers if k.lower() not in ("transfer-encoding", "connection")]

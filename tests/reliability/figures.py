@@ -197,6 +197,15 @@ def render(results: dict[str, Figures]) -> str:
             },
         )
     )
+    trust = sorted({s for figures in results.values() for s in figures if s.startswith("trust ")})
+    sections.append(
+        table(
+            results,
+            "nothing lost, nothing falsely verified (tests/reliability/test_trust.py)",
+            [(s.removeprefix("trust "), s) for s in trust],
+            {"measured": lambda f: "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.items())},
+        )
+    )
     return "\n\n".join(sections)
 
 

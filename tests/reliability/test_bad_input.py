@@ -75,6 +75,20 @@ BROKEN_PROVIDERS = {
     "inline-secret": (
         "version: 1\nproviders:\n  dst: {type: s3, credentials: {secret_access_key: CANARY-inline-1234}}\n"
     ),
+    "secret-in-endpoint": "version: 1\nproviders:\n  dst: {type: s3, endpoint: 'http://KEY:CANARY-inline-1234@127.0.0.1:9'}\n",
+    "huge-integer": "version: 1\nproviders:\n  dst:\n    type: s3\n    options: {part_size_mib: " + "9" * 5001 + "}\n",
+    "nested-20000-deep": "version: 1\nproviders:\n  dst: {type: s3, options: {operations: "
+    + "[" * 20000
+    + "]" * 20000
+    + "}}\n",
+    "broken-ipv6-endpoint": "version: 1\nproviders:\n  dst: {type: s3, endpoint: 'http://[::1'}\n",
+}
+# file:line and what is wrong, for the cases that are not about YAML syntax
+WHERE_PROVIDERS = {
+    "secret-in-endpoint": (":3", "holds credentials"),
+    "huge-integer": (":5", "4300 digits"),
+    "nested-20000-deep": (":3", "nested more than"),
+    "broken-ipv6-endpoint": (":3", "not a valid URL"),
 }
 
 
@@ -82,8 +96,11 @@ BROKEN_PROVIDERS = {
 def test_broken_providers_files(rig: Rig, tally: dict[str, int], tmp_path: Path, case: str) -> None:
     path = tmp_path / "providers.yaml"
     path.write_text(BROKEN_PROVIDERS[case])
-    result = refused(rig, tally, ["--providers", str(path), "sync", "src:b", "dst:b"], 2, str(path))
+    result = refused(
+        rig, tally, ["--providers", str(path), "sync", "src:b", "dst:b"], 2, str(path), *WHERE_PROVIDERS.get(case, ())
+    )
     assert "CANARY-inline" not in result.stdout + result.stderr
+    assert "hint:" in result.stderr or case in ("unknown-field", "inline-secret", "duplicate-key", "python-tag")
 
 
 BROKEN_PLAYBOOKS = {
@@ -95,6 +112,15 @@ BROKEN_PLAYBOOKS = {
     "unknown-provider": (
         "version: 1\nname: x\ndescription: d\nsteps:\n  - {id: a, kind: sync, source: 'nowhere:', target: 'dst:'}\n",
         "unknown provider 'nowhere'",
+    ),
+    "huge-integer": (
+        "version: 1\nname: x\ndescription: d\nsteps:\n  - {id: a, kind: approval, message: m}\nbudgets:\n"
+        "  recovery_time_s: " + "9" * 5001 + "\n",
+        ":7",
+    ),
+    "nested-20000-deep": (
+        "version: 1\nname: x\ndescription: d\nvariables: {v: " + "[" * 20000 + "]" * 20000 + "}\nsteps: []\n",
+        ":4",
     ),
 }
 
@@ -151,11 +177,12 @@ def test_keys_invalid_on_the_target_by_policy(rig: Rig, tally: dict[str, int], t
     tally["tried"] += 1
     skip = cli(rig, "--json", "sync", f"src:{bucket}", f"dst:{bucket}", "--invalid-keys", "skip")
     report = json.loads(skip.stdout)
-    assert skip.returncode == 1 and report["totals"]["skipped"] == 4
+    assert skip.returncode == 1 and report["totals"]["skipped"] == 5
     assert {item["key"] for item in report["skipped_keys"]} == {
         "awkward/a//b///c",
         "awkward/folder/",
         "awkward/a/./b/../c/.../d",
+        "awkward/reports\\2024\\q1.csv",
         "awkward/" + "x" * (1024 - len("awkward/")),
     }
     tally["refused"] += 1

@@ -52,12 +52,6 @@ def tls(rig: Rig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                 "ca_bundle": str(work / "ca.pem"),
                 "storage": storage,
             },
-            "tls-ca-boto3": {
-                "endpoint": trusted.endpoint,
-                "credentials": credentials,
-                "ca_bundle": str(work / "ca.pem"),
-                "storage": {**storage, "options": {**storage["options"], "fast_path": False}},
-            },
             "tls-insecure": {
                 "endpoint": other.endpoint,
                 "credentials": credentials,
@@ -106,11 +100,10 @@ def test_verification_is_on_by_default(rig: Rig, tls: dict[str, Any], record: An
 def test_a_per_endpoint_ca_bundle_works(rig: Rig, tls: dict[str, Any]) -> None:
     bucket = unique("tls")
     dataset.seed(rig.reader("source"), bucket, dataset.build(10, 1, 9))
-    for provider in ("tls-ca", "tls-ca-boto3"):
-        result = run(rig, tls, "sync", f"src:{bucket}", f"{provider}:{bucket}")
-        assert result.returncode in (0, 1), result.stderr  # 1: the awkward keys SeaweedFS cannot hold
-        assert "certificate" not in result.stderr
-        assert run(rig, tls, "ls", f"{provider}:{bucket}").returncode == 0
+    result = run(rig, tls, "sync", f"src:{bucket}", f"tls-ca:{bucket}")
+    assert result.returncode in (0, 1), result.stderr  # 1: the awkward keys SeaweedFS cannot hold
+    assert "certificate" not in result.stderr
+    assert run(rig, tls, "ls", f"tls-ca:{bucket}").returncode == 0
 
 
 def test_an_insecure_endpoint_does_not_weaken_another(rig: Rig, tls: dict[str, Any]) -> None:

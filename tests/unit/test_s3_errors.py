@@ -1,18 +1,24 @@
-"""The s3 adapter's mapping of botocore errors (pure translation logic, no server involved)."""
+"""The s3 adapter's one error mapper (S3 error documents and statuses) and its transport-failure
+mapping (pure translation logic, no server involved)."""
 
-import botocore.exceptions as bx
 import pytest
-from failover.providers.s3.errors import translate
+import urllib3
+from failover.providers.s3.codec import error_code
+from failover.providers.s3.errors import BucketOwnedByYou, classify
+from failover.providers.s3.wire import network_error
 
-from failover.errors import AlreadyExists, AuthError, InvalidRequest, NotFound, ProviderError, Throttled, Transient
-
-
-def client_error(code: str, status: int, headers: dict[str, str] | None = None) -> bx.ClientError:
-    response = {
-        "Error": {"Code": code, "Message": f"{code} happened"},
-        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
-    }
-    return bx.ClientError(response, "PutObject")  # type: ignore[arg-type]
+from failover.errors import (
+    AlreadyExists,
+    AuthError,
+    ConnectionLost,
+    IntegrityError,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    Throttled,
+    Timeout,
+    Transient,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,29 +33,49 @@ def client_error(code: str, status: int, headers: dict[str, str] | None = None) 
         ("TooManyRequests", 429, Throttled),
         ("InternalError", 500, Transient),
         ("BucketAlreadyExists", 409, AlreadyExists),
+        ("BucketAlreadyOwnedByYou", 409, BucketOwnedByYou),
+        ("BadDigest", 400, IntegrityError),
         ("InvalidRange", 416, InvalidRequest),
         ("KeyTooLongError", 400, InvalidRequest),
         ("Weird", 418, ProviderError),
     ],
 )
-def test_client_errors(code: str, status: int, expected: type[Exception]) -> None:
-    error = translate(client_error(code, status))
-    assert type(error) is expected
+def test_error_codes(code: str, status: int, expected: type[Exception]) -> None:
+    assert type(classify(code, status, f"{code} happened", {})) is expected
 
 
 def test_retry_after_header_is_carried() -> None:
-    error = translate(client_error("SlowDown", 503, {"retry-after": "7"}))
+    error = classify("SlowDown", 503, "slow down", {"retry-after": "7"})
     assert isinstance(error, Throttled)
     assert error.retry_after == 7.0
 
 
 def test_clock_skew_has_a_hint() -> None:
-    error = translate(client_error("RequestTimeTooSkewed", 403))
+    error = classify("RequestTimeTooSkewed", 403, "skewed", {})
     assert error.hint is not None
     assert "clock" in error.hint
 
 
-def test_connection_errors_are_transient() -> None:
-    error = translate(bx.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
-    assert isinstance(error, Transient)
-    assert isinstance(translate(bx.ReadTimeoutError(endpoint_url="http://x")), Transient)
+def test_access_denied_names_the_permission() -> None:
+    error = classify("AccessDenied", 403, "denied", {}, operation="open", target="media/a.png")
+    assert error.hint == "the credentials lack s3:GetObject on media/a.png"
+
+
+def test_error_documents_are_read() -> None:
+    body = b'<?xml version="1.0"?><Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>'
+    assert error_code(body) == ("NoSuchBucket", "gone")
+    assert error_code(b"not xml") == (None, None)
+    assert error_code(b"<ListBucketResult/>") == (None, None)
+
+
+def test_transport_failures() -> None:
+    assert isinstance(
+        network_error(urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"), "open", "b/k"), Timeout
+    )
+    assert isinstance(network_error(TimeoutError("timed out"), "open", "b/k"), Timeout)
+    refused = network_error(urllib3.exceptions.NewConnectionError(None, "refused"), "put", "b/k")  # type: ignore[arg-type]
+    assert isinstance(refused, ConnectionLost) and refused.retryable
+    truncated = network_error(
+        urllib3.exceptions.ProtocolError("IncompleteRead(3 bytes read, 7 more expected)"), "read", "b/k"
+    )
+    assert isinstance(truncated, IntegrityError)

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from .config import Providers, load_providers
-from .playbook import RunOptions, RunReport, load_playbook, provider_lookup, run_playbook
+from ..config import Providers, load_providers
+from ..playbook import RunOptions, RunReport, load_playbook, provider_lookup, run_playbook
 
 __all__ = ["failover_lab", "failover_providers", "failover_seeded_lab", "run_drill"]
 
@@ -75,7 +75,7 @@ def failover_seeded_lab(failover_lab: Any) -> Any:
     """The lab with the reference platform (media, fleet, zone, services) on its aws side."""
     from click.testing import CliRunner
 
-    from .cli.main import cli
+    from ..cli.main import cli
 
     result = CliRunner().invoke(cli, ["-q", "lab", "seed"], catch_exceptions=False)
     if result.exit_code != 0:

@@ -1,0 +1,16 @@
+"""Testing support shipped with failover.
+
+* The pytest plugin (``pytest -p failover.testing``): a running lab of real servers, the reference
+  platform seeded on it, and a drill runner (see :mod:`failover.testing.plugin`).
+* :class:`MemoryStore` (provider type ``memory``): an in-process object store that passes the
+  storage conformance suite, with fault hooks (:class:`Faults`) for tests of the engines above it.
+
+Importing this package does not import pytest; the plugin module is loaded only by pytest.
+"""
+
+from .memory import Faults, MemoryOptions, MemoryStore
+
+__all__ = ["Faults", "MemoryOptions", "MemoryStore"]
+
+# When pytest loads this package as a plugin (-p failover.testing), it also loads the fixtures.
+pytest_plugins = ["failover.testing.plugin"]

@@ -1,0 +1,47 @@
+"""The public API: what ``failover`` and each interface module export is exactly what is meant
+(an accidental removal or a leaked private name fails here), and every exported name exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import failover
+
+EXPECTED = {
+    "failover": {
+        "__version__", "AuthError", "BucketInfo", "ByteRange", "Capability", "Compute", "ConfigError", "Dns",
+        "FailoverError", "Instance", "InstanceSpec", "IntegrityError", "MetaField", "NotFound", "NotSupported",
+        "ObjectInfo", "ObjectMeta", "ObjectReader", "ObjectStore", "PlaybookError", "ProviderError", "Providers",
+        "RecordSet", "RunOptions", "StoreCapabilities", "SyncEngine", "SyncOptions", "SyncReport", "Transient",
+        "VerifyOptions", "load_playbook", "load_providers", "open_compute", "open_dns", "open_store", "run_playbook",
+        "run_verify",
+    },
+    "failover.storage": {"ObjectReader", "ObjectStore", "RawBody", "Readable", "read_full"},
+    "failover.compute": {
+        "Catalog", "Compute", "ComputeCapabilities", "ComputeCapability", "Image", "ImageRef", "Instance",
+        "InstanceSpec", "InstanceState", "Size",
+    },
+    "failover.dns": {
+        "PROVIDER_OWNED_TYPES", "Dns", "DnsCapabilities", "DnsCapability", "NameserverAddress", "RecordSet", "Zone",
+        "canonical_name", "canonical_value", "portable_records", "query", "record_set",
+    },
+    "failover.testing": {"Faults", "MemoryOptions", "MemoryStore"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_exports(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == EXPECTED[module_name]
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    assert not [name for name in module.__all__ if name.startswith("_") and name != "__version__"]
+
+
+def test_the_package_loads_its_api_lazily() -> None:
+    assert "ObjectStore" in dir(failover)
+    assert failover.ObjectStore.__module__ == "failover.storage"
+    with pytest.raises(AttributeError):
+        _ = failover.no_such_name  # type: ignore[attr-defined]
