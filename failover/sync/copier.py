@@ -149,16 +149,18 @@ class Copier:
 
     # -- entry point -------------------------------------------------------------------------------
 
-    def copy(self, row: ObjectRow, *, reverify: bool = False) -> Result:
+    def copy(self, row: ObjectRow, *, reverify: bool = False, target_size: int | None = None) -> Result:
         """Bring ``row``'s object to the target and prove it; ``reverify``: the journal says it is
-        verified and unchanged, and the target's bytes are to be read again (--checksum)."""
+        verified and unchanged, and the target's bytes are to be read again (--checksum);
+        ``target_size``: the size this run's target listing showed for the target key (None: not
+        listed)."""
         if self.server_side:
             return self._server_side(row)
         if reverify and row.digest:
             found = self._target_digest(row, row.size)
             if found == row.digest:
                 return Result(Outcome.REVERIFIED, row.size)
-            repaired = self._send(row)
+            repaired = self._send(row, target_size)
             repaired.repaired = True
             return repaired
         if row.state == "verified" and row.digest and self._still_there(row):
@@ -169,9 +171,9 @@ class Copier:
             resumed = self._resume(row)
             if resumed is not None:
                 return resumed
-        return self._send(row)
+        return self._send(row, target_size)
 
-    def _send(self, row: ObjectRow) -> Result:
+    def _send(self, row: ObjectRow, target_size: int | None) -> Result:
         reader = self._open_source(row)
         if reader is None:
             return Result(Outcome.VANISHED, 0)
@@ -179,7 +181,7 @@ class Copier:
             info = reader.info
             meta, tags = self._metadata(row, info)
             claimed = None
-            if self.journal.target_size(row.dst_bucket, row.dst_key) == info.size:
+            if target_size == info.size:
                 # The target listing showed an object of this size: verified earlier, or stored by
                 # an attempt that died before the journal recorded it (its digest is in its metadata).
                 claimed = row.digest or self._digest_on_target(row, info.size)

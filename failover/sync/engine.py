@@ -55,7 +55,7 @@ from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
 from .digests import Algorithm
-from .journal import Journal, ObjectRow, snapshot
+from .journal import Journal, Listed, ObjectRow, snapshot
 from .keys import KeyPolicy, TargetKeys, decode_key
 from .plan import BucketPair, plan_buckets
 from .report import BucketReport, SyncReport
@@ -573,8 +573,9 @@ class SyncEngine:
             modified = info.last_modified.isoformat() if info.last_modified else None
             dst_key = self.keys.map(pair.dst_key(info.key))
             rows.append((pair.src_bucket, info.key, pair.dst_bucket, dst_key, info.size, info.etag, modified))
-        for row in journal.record_listed(rows):
-            if row.state == "verified" and journal.target_size(row.dst_bucket, row.dst_key) == row.size:
+        for listed in journal.record_listed(rows):
+            row = listed.row
+            if row.state == "verified" and listed.target_size == row.size:
                 if not self.options.checksum:
                     report.add(bucket, unchanged=1)
                     self.progress.advanced(1, row.size)
@@ -582,7 +583,7 @@ class SyncEngine:
                 reverify = True
             else:
                 reverify = False
-            reason = self._refusal(row, journal)
+            reason = self._refusal(listed)
             if reason is not None:
                 report.add(bucket, skipped=1)
                 report.name_key("skipped", row.src_key, reason)
@@ -593,19 +594,22 @@ class SyncEngine:
                 report.add(bucket, to_copy=1, to_copy_bytes=row.size)
             self.progress.planned(1, row.size)
             if not self.options.dry_run:
-                self._submit(row, bucket, copier, report, workers, reverify=reverify)
+                self._submit(listed, bucket, copier, report, workers, reverify=reverify)
 
-    def _refusal(self, row: ObjectRow, journal: Journal) -> str | None:
+    def _refusal(self, listed: Listed) -> str | None:
         """Why ``row`` cannot be copied as mapped (None: it can). Invalid keys were found before
         anything was written under the abort policy (see :meth:`_prescan`)."""
+        row = listed.row
         try:
             self.target.check_key(row.dst_key)
             self.target.capabilities.limits.part_size_for(row.size, self.target.part_size)
         except (InvalidRequest, NotSupported) as error:
             return f"cannot be stored on the target: {error.message}"
-        other = journal.other_source(row)
-        if other is not None:
-            return f"would land on the same target key as {other!r} ({row.dst_key!r}); neither is overwritten"
+        if listed.other_source is not None:
+            return (
+                f"would land on the same target key as {listed.other_source!r} ({row.dst_key!r}); "
+                "neither is overwritten"
+            )
         return None
 
     def _prescan(self, pair: BucketPair) -> None:
@@ -636,7 +640,7 @@ class SyncEngine:
 
     def _submit(
         self,
-        row: ObjectRow,
+        listed: Listed,
         bucket: BucketReport,
         copier: Copier,
         report: SyncReport,
@@ -644,6 +648,8 @@ class SyncEngine:
         *,
         reverify: bool,
     ) -> None:
+        row = listed.row
+
         def on_result(result: Result) -> None:
             self._count(report, bucket, row, result, copier.journal)
             self.progress.advanced(1, row.size)
@@ -651,22 +657,25 @@ class SyncEngine:
         def on_error(error: BaseException) -> None:
             self._failed(row, bucket, copier.journal, report, error)
 
-        if not workers.submit(lambda: self._copy_one(row, copier, reverify=reverify), on_result, on_error):
+        def copy() -> Result:
+            return self._copy_one(row, copier, reverify=reverify, target_size=listed.target_size)
+
+        if not workers.submit(copy, on_result, on_error):
             report.add(bucket, stopped=1)
 
-    def _copy_one(self, row: ObjectRow, copier: Copier, *, reverify: bool) -> Result:
+    def _copy_one(self, row: ObjectRow, copier: Copier, *, reverify: bool, target_size: int | None) -> Result:
         """Copy one object. Requests are retried by the stores' retry policy; a copy whose bytes
         did not arrive intact (or whose source changed while being read) is tried once more."""
         name = (row.src_bucket, row.src_key)
         with self._inflight_lock:
             self._inflight[name] = row
         try:
-            return self._copy_attempts(row, copier, reverify=reverify)
+            return self._copy_attempts(row, copier, reverify=reverify, target_size=target_size)
         finally:
             with self._inflight_lock:
                 self._inflight.pop(name, None)
 
-    def _copy_attempts(self, row: ObjectRow, copier: Copier, *, reverify: bool) -> Result:
+    def _copy_attempts(self, row: ObjectRow, copier: Copier, *, reverify: bool, target_size: int | None) -> Result:
         for attempt in (1, 2):
             if self.stop:
                 raise concurrent.futures.CancelledError("stopped before it started")
@@ -675,7 +684,7 @@ class SyncEngine:
                 # second one beside it.
                 row = copier.journal.refresh(row)
             try:
-                return copier.copy(row, reverify=reverify)
+                return copier.copy(row, reverify=reverify, target_size=target_size)
             except AuthError as error:
                 self._fail_fast(error)
                 raise

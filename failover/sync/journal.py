@@ -231,6 +231,27 @@ _OBJECT_COLUMNS = (
     "part_size, attempts, src_modified, upload_etag, upload_size, upload_modified, dst_etag"
 )
 
+# One statement per listed object: its row, the size this run's target listing showed for its target
+# key, and another source key listed in this run that lands on the same target key.
+_LISTED_QUERY = (
+    f"SELECT {', '.join('o.' + c.strip() for c in _OBJECT_COLUMNS.split(','))}, "  # noqa: S608 - constant columns
+    "(SELECT t.size FROM target t WHERE t.bucket = o.dst_bucket AND t.key = o.dst_key AND t.run = ?), "
+    "(SELECT c.src_key FROM objects c WHERE c.dst_bucket = o.dst_bucket AND c.dst_key = o.dst_key "
+    " AND NOT (c.src_bucket = o.src_bucket AND c.src_key = o.src_key) AND c.listed_run = ? LIMIT 1) "
+    "FROM objects o WHERE o.src_bucket = ? AND o.src_key = ?"
+)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A source object as this run's listing recorded it, with what deciding needs to know."""
+
+    row: ObjectRow
+    target_size: int | None
+    """The size this run's target listing showed for the row's target key (None: not listed)."""
+    other_source: str | None
+    """Another source key listed in this run that maps to the same target key (None: no other)."""
+
 
 def _lock_path(path: str) -> str:
     return path + ".lock"
@@ -464,13 +485,7 @@ class Journal:
             [(*row, self.run_id) for row in rows],
         )
 
-    def target_size(self, bucket: str, key: str) -> int | None:
-        """The size this run's target listing showed for ``key`` (None: not listed). Objects verified
-        in this run are not asked about again, so pending verified marks need no flush here."""
-        row = self._one("SELECT size FROM target WHERE bucket = ? AND key = ? AND run = ?", (bucket, key, self.run_id))
-        return None if row is None else int(row[0])
-
-    def record_listed(self, rows: Sequence[tuple[str, str, str, str, int, str | None, str | None]]) -> list[ObjectRow]:
+    def record_listed(self, rows: Sequence[tuple[str, str, str, str, int, str | None, str | None]]) -> list[Listed]:
         """Upsert source objects seen in this run's listing (src bucket, src key, dst bucket,
         dst key, size, source ETag, source modification time); return their journal rows.
 
@@ -480,6 +495,10 @@ class Journal:
         with the same provider's earlier values for the same key, never across providers. An
         unfinished multipart upload keeps the source version it was started for: the copier
         resumes it only if the source still is that version.
+
+        Each row comes with what deciding needs about it, read in the same statement: the size this
+        run's target listing showed for its target key, and another source key listed in this run
+        that maps to the same target key.
         """
         self._many(
             "INSERT INTO objects (src_bucket, src_key, dst_bucket, dst_key, size, src_etag, src_modified, listed_run) "
@@ -493,14 +512,13 @@ class Journal:
             "  dst_bucket = excluded.dst_bucket, dst_key = excluded.dst_key, listed_run = excluded.listed_run",
             [(*row, self.run_id) for row in rows],
         )
+        found = []
         with self._lock:
-            found = []
             for src_bucket, src_key, *_ in rows:
-                row = self._db.execute(
-                    f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE src_bucket = ? AND src_key = ?",  # noqa: S608 - constant columns
-                    (src_bucket, src_key),
+                *columns, target_size, other_source = self._db.execute(
+                    _LISTED_QUERY, (self.run_id, self.run_id, src_bucket, src_key)
                 ).fetchone()
-                found.append(ObjectRow(*row))
+                found.append(Listed(ObjectRow(*columns), target_size, other_source))
         return found
 
     def record_check(self, rows: Sequence[tuple[str, str, int]]) -> None:
@@ -580,15 +598,6 @@ class Journal:
             (src_bucket, src_key),
         )
         return ObjectRow(*found) if found else None
-
-    def other_source(self, row: ObjectRow) -> str | None:
-        """Another source key of this journal, listed in this run, mapped to ``row``'s target key."""
-        found = self._one(
-            "SELECT src_key FROM objects WHERE dst_bucket = ? AND dst_key = ? AND NOT (src_bucket = ? AND src_key = ?) "
-            "AND listed_run = ? LIMIT 1",
-            (row.dst_bucket, row.dst_key, row.src_bucket, row.src_key, self.run_id),
-        )
-        return str(found[0]) if found else None
 
     def forget_target(self, bucket: str, key: str) -> None:
         self._write("DELETE FROM target WHERE bucket = ? AND key = ?", (bucket, key))

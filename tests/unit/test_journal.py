@@ -10,7 +10,7 @@ from failover.types import PartInfo
 
 
 def listed(journal: Journal, key: str, size: int, etag: str, modified: str = "t0"):  # type: ignore[no-untyped-def]
-    return journal.record_listed([("src", key, "dst", key, size, etag, modified)])[0]
+    return journal.record_listed([("src", key, "dst", key, size, etag, modified)])[0].row
 
 
 def test_state_survives_reopening_and_changes_reset_it(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_a_version_1_journal_is_migrated_and_its_uploads_are_not_trusted(tmp_pat
     journal = Journal(path)
     journal.bind("a:src", "b:dst", "sha256")
     journal.start_run()
-    assert journal.record_listed([("src", "done", "dst", "done", 3, None, None)])[0].state == "verified"
+    assert journal.record_listed([("src", "done", "dst", "done", 3, None, None)])[0].row.state == "verified"
     half = journal.row("src", "half")
     assert half is not None and half.upload_id == "old-upload" and half.upload_version is None
     journal.close()
@@ -145,3 +145,21 @@ def test_a_foreign_or_damaged_journal_is_refused_by_name(tmp_path: Path, damage:
     with pytest.raises(JournalError, match=message) as refused:
         Journal(path)
     assert str(path) in str(refused.value) and refused.value.hint
+
+
+def test_listed_rows_carry_the_target_size_and_a_colliding_source(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.bind("a:src", "b:dst", "sha256")
+    journal.start_run()
+    journal.record_target([("dst", "same", 7), ("dst", "only-target", 1)])
+    first, second, alone = journal.record_listed(
+        [
+            ("src", "Same", "dst", "same", 7, "e1", None),
+            ("src", "same", "dst", "same", 7, "e2", None),
+            ("src", "alone", "dst", "alone", 2, "e3", None),
+        ]
+    )
+    assert (first.target_size, first.other_source) == (7, "same")
+    assert (second.target_size, second.other_source) == (7, "Same")
+    assert (alone.target_size, alone.other_source) == (None, None)
+    journal.close()
