@@ -290,33 +290,59 @@ class Compute(DeclaringService[ComputeCapability], abc.ABC):
         self.close()
 
     # -- hooks -------------------------------------------------------------------------------------
+    #
+    # What an adapter implements. Every hook raises failover errors only (the adapter converts its
+    # SDK's in one place): NotFound for an instance, size or image that is not there, AuthError for
+    # refused credentials, InvalidRequest for a request the provider refuses as malformed (unknown
+    # size, image not usable with that size), ProviderError with ``retryable`` set for throttling and
+    # outages, NotSupported for an operation the provider cannot do.
 
     @abc.abstractmethod
-    def _catalog(self) -> Catalog: ...
+    def _catalog(self) -> Catalog:
+        """The sizes (and images, where the provider has an image catalog) new instances can be
+        created with, here; notes on what the provider does not honour. May be cached per object."""
 
     @abc.abstractmethod
-    def _list(self, tags: dict[str, str]) -> Sequence[Instance]: ...
+    def _list(self, tags: dict[str, str]) -> Sequence[Instance]:
+        """Instances with every tag in ``tags`` (all instances: empty), in any order. Terminated
+        ones may be included (the caller drops them). Only called with tags when TAGS is declared."""
 
     @abc.abstractmethod
-    def _get(self, instance_id: str) -> Instance: ...
+    def _get(self, instance_id: str) -> Instance:
+        """The instance as it is now; NotFound when there is no such instance (or it is gone)."""
 
     @abc.abstractmethod
-    def _create(self, spec: InstanceSpec, size: str, image: str, client_token: str) -> Instance: ...
+    def _create(self, spec: InstanceSpec, size: str, image: str, client_token: str) -> Instance:
+        """Create one instance named ``spec.name`` of ``size`` from ``image`` ("" where the
+        provider has no images), with the spec's tags, user-data, ports and keys (only those the
+        adapter declares: the caller refuses the others first), and return it (it may still be
+        pending). Called again with the same ``client_token``, return the first instance instead of
+        a second one where the provider supports tokens."""
 
     @abc.abstractmethod
-    def _destroy(self, instance_id: str) -> None: ...
+    def _destroy(self, instance_id: str) -> None:
+        """Terminate the instance and release what it holds (its disk, its address). NotFound when
+        it is already gone (the caller treats that as done)."""
 
     def _describe_size(self, size_id: str) -> Size | None:
+        """What ``size_id`` is, also outside the catalog (an existing instance's own size); None
+        when the provider does not know it."""
         return self.catalog().size(size_id)
 
     def _describe_image(self, image_id: str) -> Image | None:
+        """Which OS and version ``image_id`` is; None when that cannot be told."""
         return self.catalog().image(image_id)
 
     def _user_data(self, instance_id: str) -> str | None:
+        """The instance's boot script, decoded (None: it has none). Only called when
+        READ_USER_DATA is declared."""
         return None
 
     def _start(self, instance_id: str) -> None:
+        """Start a stopped instance (START_STOP); starting a running one is not an error."""
         raise NotSupported(ComputeCapability.START_STOP.value, provider=self.name)
 
     def _stop(self, instance_id: str) -> None:
+        """Stop a running instance, keeping its disk (START_STOP); stopping a stopped one is not
+        an error."""
         raise NotSupported(ComputeCapability.START_STOP.value, provider=self.name)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, TypeVar
 
+from .changes import Action, Change, JsonValue
 from .dns import Dns, DnsCapability, RecordSet, portable_records, query, record_set
 from .errors import FailoverError
 
@@ -85,6 +86,18 @@ def _from_json(kind: type[P], data: Mapping[str, Any]) -> P:
     return kind(**values)
 
 
+def _record_state(record: RecordSet) -> dict[str, JsonValue]:
+    return {"ttl": record.ttl, "values": list(record.values)}
+
+
+def _record_change(record: RecordSet, provider: str, previous: RecordSet | None, *, detail: str = "") -> Change:
+    """Writing ``record`` on ``provider``: an update of ``previous``, or a create."""
+    resource = f"record {record.name} {record.type} on {provider}"
+    if previous is None:
+        return Change(Action.CREATE, resource, None, _record_state(record), detail)
+    return Change(Action.UPDATE, resource, _record_state(previous), _record_state(record), detail)
+
+
 def _by_key(records: Iterable[RecordSet]) -> dict[tuple[str, str], RecordSet]:
     return {r.key: r for r in records}
 
@@ -116,14 +129,20 @@ class PreparePlan:
     longest_ttl: int = 0
     """The longest TTL lowered: how long resolvers may still hold the old answers."""
 
-    def lines(self) -> list[str]:
-        out = [f"lower TTL to {self.ttl} s on {self.source}: {r.name} {r.type} (was {p.ttl} s)"
-               for r, p in zip(self.lower, self.previous_source, strict=True)]  # fmt: skip
+    def changes(self) -> list[Change]:
+        """TTLs lowered on the source first (they start expiring now), then the target filled."""
+        out = [
+            _record_change(r, self.source, p, detail=f"resolvers stop caching it for {p.ttl} s")
+            for r, p in zip(self.lower, self.previous_source, strict=True)
+        ]
         if self.create_zone:
-            out.append(f"create zone {self.zone} on {self.target}")
-        out += [f"copy to {self.target}: {r}" for r in self.copy]
-        out += [f"not copied (only {self.source} can hold it): {note}" for note in self.not_copied]
-        return out or [f"nothing to do: {self.zone} is prepared on {self.target}"]
+            out.append(Change(Action.CREATE, f"zone {self.zone} on {self.target}"))
+        previous = _by_key(self.previous_target)
+        out += [_record_change(r, self.target, previous.get(r.key)) for r in self.copy]
+        return out
+
+    def notes(self) -> list[str]:
+        return [f"not copied (only {self.source} can hold it): {note}" for note in self.not_copied]
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -196,21 +215,16 @@ class CutoverPlan:
     share: dict[str, float] = field(default_factory=dict)
     """Per provider, the share of the zone's existing record sets this changes."""
 
-    def lines(self) -> list[str]:
-        out = []
-        if self.create_zone:
-            out.append(f"create zone {self.zone} on {self.target}")
-        old = _by_key(self.previous_target)
-        out += [
-            f"point on {self.target}: {r.name} {r.type} -> {' '.join(r.values)}"
-            + (f" (was {' '.join(old[r.key].values)})" if r.key in old else "")
-            for r in self.repoint_target
-        ]
-        out += [f"point on {self.source}: {r.name} {r.type} -> {' '.join(r.values)}" for r in self.repoint_source]
-        out += [f"warning: {w}" for w in self.warnings]
-        if self.refused:
-            out.append(f"REFUSED: {self.refused}")
-        return out or [f"nothing to do: {self.zone} already points at the new fleet"]
+    def changes(self) -> list[Change]:
+        """The target written first (it answers once delegation moves), then the source repointed."""
+        out = [Change(Action.CREATE, f"zone {self.zone} on {self.target}")] if self.create_zone else []
+        previous_target, previous_source = _by_key(self.previous_target), _by_key(self.previous_source)
+        out += [_record_change(r, self.target, previous_target.get(r.key)) for r in self.repoint_target]
+        out += [_record_change(r, self.source, previous_source.get(r.key)) for r in self.repoint_source]
+        return out
+
+    def notes(self) -> list[str]:
+        return [f"warning: {w}" for w in self.warnings]
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)

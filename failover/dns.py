@@ -269,19 +269,40 @@ class Dns(DeclaringService[DnsCapability], abc.ABC):
         return found
 
     # -- adapter hooks -----------------------------------------------------------------------------
+    #
+    # What an adapter implements. Every hook raises failover errors only (the adapter converts its
+    # SDK's in one place): NotFound for a zone that is not there, AuthError for refused credentials,
+    # ProviderError with ``retryable`` set for throttling and outages (the public methods retry those
+    # with ``self.retry``), NotSupported for an operation the provider cannot do. Hooks are called
+    # with canonical names (lower case, no trailing dot) and must return them.
 
     @abc.abstractmethod
-    def _list_zones(self) -> list[Zone]: ...
+    def _list_zones(self) -> list[Zone]:
+        """Every zone of the account, in any order, names canonical. Private zones are included
+        with ``private=True``; ``records`` is filled only where the provider says without listing."""
 
     @abc.abstractmethod
     def _list_records(self, zone: Zone) -> list[RecordSet]:
-        """Record sets in canonical form (use :func:`record_set`)."""
+        """Every record set of ``zone`` (apex SOA and NS included), in canonical form (build them
+        with :func:`record_set`), in any order. Records only this provider can hold (aliases,
+        routing policies) carry ``provider_only`` with a short description. Raises NotFound when
+        the zone is gone."""
 
     @abc.abstractmethod
-    def _apply(self, zone: Zone, upserts: list[RecordSet], deletes: list[RecordSet]) -> None: ...
+    def _apply(self, zone: Zone, upserts: list[RecordSet], deletes: list[RecordSet]) -> None:
+        """Replace each set in ``upserts`` whole (create it if missing; its values and TTL after
+        the call are exactly the given ones) and remove the sets named by ``deletes`` (name and
+        type; one already gone is not an error). A set in both lists is replaced. Called again
+        with the same arguments after a failure, it must reach the same end state. All or nothing
+        where the adapter declares ATOMIC_CHANGES."""
 
     def _create_zone(self, zone: str) -> Zone:
+        """Create ``zone`` and return it (CREATE_ZONE), with the apex SOA and NS sets the provider
+        writes itself. Raises AlreadyExists when it exists (the caller then returns the existing
+        zone)."""
         raise NotSupported(DnsCapability.CREATE_ZONE.value, provider=self.name)
 
     def _delete_zone(self, zone: Zone) -> None:
+        """Delete ``zone`` with all its record sets (DELETE_ZONE). Raises NotFound when it is
+        already gone (the caller treats that as done)."""
         raise NotSupported(DnsCapability.DELETE_ZONE.value, provider=self.name)

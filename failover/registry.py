@@ -78,6 +78,14 @@ _BUILTIN = [
     ),
     AdapterEntry(
         "compute",
+        "memory",
+        "failover.testing.memory_services:MemoryCompute",
+        "failover.testing.memory_services:MemoryComputeOptions",
+        "instances in this process's memory, for tests (failover.testing.MemoryCompute)",
+        remote=False,
+    ),
+    AdapterEntry(
+        "compute",
         "ec2",
         "failover.providers.aws.compute:Ec2Compute",
         "failover.providers.aws.options:AwsOptions",
@@ -96,6 +104,14 @@ _BUILTIN = [
         "failover.providers.local.compute:LocalCompute",
         "failover.providers.local.options:LocalComputeOptions",
         "processes on this machine, one loopback address each",
+        remote=False,
+    ),
+    AdapterEntry(
+        "dns",
+        "memory",
+        "failover.testing.memory_services:MemoryDns",
+        "failover.testing.memory_services:MemoryDnsOptions",
+        "zones in this process's memory, for tests (failover.testing.MemoryDns)",
         remote=False,
     ),
     AdapterEntry(

@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
-from ..connect import open_compute
+from .. import commands
+from ..changes import change_line, changes_to_json
 from ..errors import ConfigError
 from ..inventory import take_inventory
-from ..rehost import apply_plan, plan_rehost, rollback
+from ..rehost import RehostPlan
 from ..rehost.plan import translation_notes
 from .app import App, pass_app
 
@@ -97,6 +98,13 @@ def _table(app: App, rows: list[dict[str, Any]]) -> None:
 @click.option("--health-check", metavar="URL", help="Health-check URL template, e.g. http://{address}:8080/healthz.")
 @click.option("--no-health-check", is_flag=True, help="Do not health-check (targets whose addresses are unreachable).")
 @click.option("--user-data-replace", multiple=True, metavar="OLD=NEW", help="Rewrite text in user-data for the target.")
+@click.option(
+    "--on-problem",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="An instance that cannot be rebuilt: refuse before creating anything, or leave it out.",
+)
 @click.option("--dry-run", is_flag=True, help="Show the translation table; create nothing.")
 @click.option("--rollback", "do_rollback", is_flag=True, help="Destroy what rehost created for this fleet.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds for instances to be running.")
@@ -111,6 +119,7 @@ def rehost(
     health_check: str | None,
     no_health_check: bool,
     user_data_replace: tuple[str, ...],
+    on_problem: str,
     dry_run: bool,
     do_rollback: bool,
     timeout: float,
@@ -118,36 +127,46 @@ def rehost(
 ) -> int:
     """Rebuild SOURCE's instances on TARGET (provider names): translate sizes and images, create
     the fleet idempotently, wait until it runs, and health-check every instance. Exit 1 if any
-    instance is unhealthy or could not be created, naming it."""
-    providers = app.providers
-    with open_compute(providers, source) as src, open_compute(providers, target) as dst:
-        plan = plan_rehost(
-            src,
-            dst,
-            selector=_pairs(selectors, "--select"),
-            fleet=fleet,
-            health_check="" if no_health_check else health_check,
-            user_data_replace=_pairs(user_data_replace, "--user-data-replace"),
-        )
-        if do_rollback:
-            destroyed = rollback(dst, plan.fleet, app.progress)
-            if app.json:
-                app.emit_json({"fleet": plan.fleet, "destroyed": destroyed})
-            else:
-                app.say(f"rollback of fleet {plan.fleet} on {target}: {len(destroyed)} instance(s) destroyed")
-            return 0
+    instance is unhealthy or cannot be rebuilt (nothing is created then, unless --on-problem
+    skip), naming it."""
+    request = commands.RehostRequest(
+        source=source,
+        target=target,
+        select=_pairs(selectors, "--select"),
+        fleet=fleet,
+        health_check="" if no_health_check else health_check,
+        user_data_replace=_pairs(user_data_replace, "--user-data-replace"),
+        run_timeout=timeout,
+        health_timeout=health_timeout,
+        on_problem=on_problem,  # type: ignore[arg-type]
+    )
+    if do_rollback:
+        destroyed = commands.rehost_rollback(app.providers, request, app.progress)
+        if app.json:
+            app.emit_json({"fleet": request.fleet_name, "destroyed": destroyed})
+        else:
+            app.say(f"rollback of fleet {request.fleet_name} on {target}: {len(destroyed)} instance(s) destroyed")
+        return 0
+    if dry_run:
+        plan = commands.plan_rehost_fleet(app.providers, request)
         if not plan.instances:
             raise ConfigError(f"no instances on {source} match the selection", hint="check --select TAG=VALUE")
-        if dry_run:
-            if app.json:
-                app.emit_json({**plan.to_json(), "dry_run": True})
-            else:
-                app.say(f"plan (dry run, nothing created): {source} -> {target}, fleet {plan.fleet}")
-                _table(app, [p.row() for p in plan.instances])
-            return 0 if len(plan.creatable) == len(plan.instances) else 1
+        changes = plan.changes()
+        if app.json:
+            app.emit_json({**plan.to_json(), "dry_run": True, "changes": changes_to_json(changes)})
+        else:
+            app.say(f"plan (dry run, nothing created): {source} -> {target}, fleet {plan.fleet}")
+            _table(app, [p.row() for p in plan.instances])
+            for change in changes:
+                app.say(change_line(change))
+        return 0 if len(plan.creatable) == len(plan.instances) else 1
+
+    def show(plan: RehostPlan) -> None:
         if not app.json:
             _table(app, [p.row() for p in plan.instances])
-        report = apply_plan(plan, dst, run_timeout=timeout, health_timeout=health_timeout, progress=app.progress)
+
+    run = commands.rehost(app.providers, request, progress=app.progress, before_create=show)
+    report = run.report
     data = report.to_json()
     if app.json:
         app.emit_json(data)
@@ -163,8 +182,8 @@ def rehost(
             count, seconds = len(report.results), data["seconds_to_healthy"]
             checked = sum(1 for r in report.results if r.health is not None)
             verdict = "running and healthy" if checked == count else f"running ({checked} health-checked)"
-            app.say(f"fleet {plan.fleet} on {target}: {count} instance(s) {verdict} in {seconds:.1f} s")
+            app.say(f"fleet {run.plan.fleet} on {target}: {count} instance(s) {verdict} in {seconds:.1f} s")
         else:
             bad = [r.name for r in report.results if r.error or (r.health and r.health.healthy is False)]
-            app.say(f"fleet {plan.fleet} on {target}: NOT healthy: {', '.join(bad)}", style="red")
+            app.say(f"fleet {run.plan.fleet} on {target}: NOT healthy: {', '.join(bad)}", style="red")
     return 0 if report.ok else 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..changes import change_line
 from ..playbook import RunOptions, RunReport, load_playbook, parse_variables, provider_lookup, run_playbook
 from ..playbook.loader import LoadedPlaybook
 from ..sync.engine import state_dir
@@ -93,8 +94,12 @@ def _summary(app: App, report: RunReport) -> None:
         app.say(f"plan of {report.name} (dry run, nothing changed):")
         for step in report.steps:
             app.say(f"  {step.id} ({step.kind}): {step.status}", style="red" if step.problems else None)
-            for line in step.lines:
-                app.say(f"      {line}")
+            for change in step.changes:
+                app.say(f"      {change_line(change)}")
+            if not step.changes and not step.done_earlier and not step.problems:
+                app.say("      no changes")
+            for note in step.notes:
+                app.say(f"      note: {note}")
             for problem in step.problems:
                 app.say(f"      PROBLEM: {problem}", style="red")
         app.say("the plan has problems" if not report.ok else "every step can run", style=None if report.ok else "red")

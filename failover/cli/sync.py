@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,11 +9,12 @@ from typing import Any
 
 import click
 
+from .. import commands
+from ..changes import change_line, changes_from_json
+from ..commands import write_json
 from ..errors import AuthError, ConfigError, ProviderError
-from ..files import write_atomic
 from ..liveness import DEFAULT_STALL_TIMEOUT
-from ..secrets import redact
-from ..sync import SyncEngine, SyncOptions, SyncReport, VerifyOptions, open_locations, parse_rate, run_verify
+from ..sync import SyncOptions, SyncReport, VerifyOptions, parse_rate
 from ..sync.digests import ALGORITHMS
 from ..units import human_size
 from .app import EXIT_INTERRUPTED, App, pass_app
@@ -31,10 +31,6 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError(f"--bucket-map {value!r}: write SOURCE=TARGET, e.g. --bucket-map My_Bucket=my-bucket")
         mapping[src] = dst
     return mapping
-
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
 
 
 @click.command()
@@ -144,24 +140,18 @@ def sync(
         stall_timeout=stall_timeout,
         cross_check=not no_cross_check,
     )
-    src, dst, source_store, target_store = open_locations(app.providers, source, target)
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
-        engine = SyncEngine(source_store, target_store, src, dst, options, progress)
-        report = engine.run()
-    if not engine.abandoned:
-        source_store.close()
-        target_store.close()
+        run = commands.sync(app.providers, source, target, options, progress)
+    report = run.report
     data = report.to_json()
-    if not dry_run:
-        _write(Path(report.journal).with_suffix(f".run-{report.run}.json"), data)
     if report_path:
-        _write(report_path, data)
+        write_json(report_path, data)
     if app.json:
         app.emit_json(data)
     else:
         _summary(app, data)
     code = _exit_code(report)
-    if engine.abandoned:
+    if run.abandoned:
         # Copies are still waiting on a server that stopped answering; their threads would hold the
         # process until the requests time out. Everything is recorded: leave now.
         sys.stdout.flush()
@@ -217,6 +207,8 @@ def _summary(app: App, data: dict[str, Any]) -> None:
             )
     if data["dry_run"]:
         app.table(["source", "target", "listed", "to copy", "bytes", "unchanged", "skipped", "to delete"], rows)
+        for change in changes_from_json(data["changes"]):
+            app.say(change_line(change))
     else:
         app.table(["source", "target", "listed", "copied", "bytes", "unchanged", "failed", "skipped", "deleted"], rows)
         rate = data["throughput"]
@@ -276,10 +268,6 @@ def verify(
 ) -> int:
     """Compare SOURCE and TARGET: report missing, different and extra keys. Exit 1 if any object is
     missing or different (extra keys alone are reported, not failed)."""
-    from ..sync import default_journal_path
-
-    src, dst, source_store, target_store = open_locations(app.providers, source, target)
-    journal = journal or default_journal_path(src, dst)
     options = VerifyOptions(
         trust_digests=trust_digests,
         digest=digest,  # type: ignore[arg-type]
@@ -288,10 +276,10 @@ def verify(
         journal=journal,
         check_metadata=not no_metadata,
     )
-    report = run_verify(source_store, target_store, src, dst, options)
+    report = commands.verify(app.providers, source, target, options)
     data = report.to_json()
     if report_path:
-        _write(report_path, data)
+        write_json(report_path, data)
     if app.json:
         app.emit_json(data)
     else:

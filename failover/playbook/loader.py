@@ -18,7 +18,7 @@ from ..config import Providers
 from ..errors import PlaybookError
 from ..secrets import register_url_secrets
 from ..yamlio import Loaded, Path_, YamlError, load_yaml, load_yaml_file
-from .schema import STEP_KINDS, DnsPrepareStep, HealthStep, NotifyStep, Playbook, RehostStep, Step
+from .schema import STEP_KINDS, NotifyStep, Playbook, RehostStep, Step
 
 __all__ = ["LoadedPlaybook", "load_playbook", "load_playbook_text", "parse_variables", "provider_lookup"]
 
@@ -182,14 +182,12 @@ def _order(playbook: Playbook, loaded: Loaded) -> list[Step]:
     steps = {s.id: s for s in playbook.steps}
     needs: dict[str, set[str]] = {}
     for index, step in enumerate(playbook.steps):
-        wanted = set(step.needs)
-        fleet_of = getattr(step, "fleet_of", None)
+        wanted = set(step.depends_on())
+        fleet_of = step.fleet_step()
         if fleet_of:
             where = loaded.locate(("steps", index, "fleet_of"))
             if not isinstance(steps.get(fleet_of), RehostStep):
                 raise PlaybookError(f"{where}: fleet_of {fleet_of!r} is not a rehost step of this playbook")
-            if not isinstance(step, DnsPrepareStep):
-                wanted.add(fleet_of)  # its new instances must exist first (a prepare needs only the old ones)
         for need in step.needs:
             if need not in steps:
                 raise PlaybookError(
@@ -199,8 +197,9 @@ def _order(playbook: Playbook, loaded: Loaded) -> list[Step]:
                 )
         needs[step.id] = wanted - {step.id}
     for index, step in enumerate(playbook.rollback):
-        if isinstance(step, HealthStep) and step.fleet_of and step.fleet_of not in steps:
-            raise PlaybookError(f"{loaded.locate(('rollback', index, 'fleet_of'))}: no rehost step {step.fleet_of!r}")
+        fleet_of = step.fleet_step()
+        if fleet_of and not isinstance(steps.get(fleet_of), RehostStep):
+            raise PlaybookError(f"{loaded.locate(('rollback', index, 'fleet_of'))}: no rehost step {fleet_of!r}")
     order: list[Step] = []
     done: set[str] = set()
     pending = list(playbook.steps)

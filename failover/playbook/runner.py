@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..changes import Change, changes_to_json
 from ..checks import check_providers
 from ..config import Providers
 from ..errors import ConfigError, FailoverError, PlaybookError, ProviderError
 from ..files import write_atomic
 from ..secrets import redact
 from .loader import LoadedPlaybook
+from .outputs import StepOutput
 from .schema import Step
 from .state import DONE, RunState, Status, StepState, run_dir
 from .steps import ApprovalPending, Context, Planned, kind_of, undo_step
@@ -48,11 +50,16 @@ class StepReport:
     status: str
     summary: str = ""
     seconds: float | None = None
-    lines: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    """What the step would change (a dry run's plan)."""
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     done_earlier: bool = False
     attempts: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**vars(self), "changes": changes_to_json(self.changes)}
 
 
 @dataclass
@@ -94,7 +101,7 @@ class RunReport:
             "budgets": self.budgets,
             "breaches": self.breaches,
             "rollback": self.rollback,
-            "steps": [vars(s) for s in self.steps],
+            "steps": [s.to_json() for s in self.steps],
             "state_file": self.state_file,
             "report_file": self.report_file,
         }
@@ -104,14 +111,15 @@ def preflight(loaded: LoadedPlaybook, providers: Providers, progress: Callable[[
     """Every (provider, service) a step needs: configured, reachable, credentials accepted."""
     needed: dict[str, set[str]] = {}
     for step in (*loaded.order, *loaded.playbook.rollback):
-        for provider, service in kind_of(step).requires(step):
+        for requirement in kind_of(step).requires(step):
             try:
-                providers.spec(provider, service)
+                if requirement.service is None:
+                    providers.get(requirement.provider)
+                    continue
+                providers.spec(requirement.provider, requirement.service)
             except ConfigError as exc:
                 raise PlaybookError(f"step {step.id!r}: {exc.message}", hint=exc.hint) from None
-            needed.setdefault(provider, set()).add(service)
-        if step.kind == "inventory":
-            providers.get(getattr(step, "provider", ""))
+            needed.setdefault(requirement.provider, set()).add(requirement.service)
     failures = []
     for name, services in sorted(needed.items()):
         for check in check_providers(providers, [name]):
@@ -137,10 +145,13 @@ def _plan_all(loaded: LoadedPlaybook, ctx: Context) -> list[StepReport]:
         try:
             planned = kind_of(step).plan(step, ctx)
         except FailoverError as error:
-            planned = Planned([], [str(error)])
-        ctx.planned[step.id] = planned.outputs
+            planned = Planned(problems=[str(error)])
+        if planned.outputs is not None:
+            ctx.planned[step.id] = planned.outputs
         status = "would fail" if planned.problems else "planned"
-        reports.append(StepReport(step.id, step.kind, status, lines=planned.lines, problems=planned.problems))
+        entry = StepReport(step.id, step.kind, status, changes=planned.changes, problems=planned.problems)
+        entry.notes = planned.notes
+        reports.append(entry)
     return reports
 
 
@@ -190,11 +201,13 @@ def _budgets(loaded: LoadedPlaybook, state: RunState, recovery: float | None) ->
     budgets = loaded.playbook.budgets
     if budgets is None:
         return {}, []
-    unverified = sum(
-        int(s.outputs.get("unverified", 0)) + int(s.outputs.get("missing", 0)) + int(s.outputs.get("different", 0))
-        for s in state.steps.values()
-    )
-    unhealthy = sum(int(s.outputs.get("unhealthy", 0)) for s in state.steps.values())
+    outputs = [
+        kind_of(step).read_outputs(state.steps[step.id].outputs)
+        for step in loaded.order
+        if step.id in state.steps and state.steps[step.id].outputs
+    ]
+    unverified = sum(o.unverified_objects for o in outputs)
+    unhealthy = sum(o.unhealthy_instances for o in outputs)
     measured = {"recovery_time_s": recovery, "unverified_objects": unverified, "unhealthy_instances": unhealthy}
     breaches = []
     for name, measured_value in measured.items():
@@ -273,7 +286,7 @@ def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptio
             continue
         if stop:
             break
-        blocked = [need for need in _needs(step) if need in failed]
+        blocked = [need for need in step.depends_on() if need in failed]
         if blocked:
             recorded.status, recorded.summary = "skipped", f"needs {', '.join(blocked)}, which did not finish"
             failed.add(step.id)
@@ -310,19 +323,14 @@ def _definitions(loaded: LoadedPlaybook) -> dict[str, Step]:
     return {s.id: s for s in (*loaded.playbook.steps, *loaded.playbook.rollback)}
 
 
-def _needs(step: Step) -> list[str]:
-    fleet_of = getattr(step, "fleet_of", None) if step.kind != "dns_prepare" else None
-    return [*step.needs, *([fleet_of] if fleet_of else [])]
-
-
 def _run_step(step: Step, recorded: StepState, state: RunState, ctx: Context, options: RunOptions) -> bool:
     """Apply one step, its state saved before and after. False when it failed."""
     recorded.status, recorded.started, recorded.finished = "running", time.time(), None
     recorded.attempts += 1
     state.save()
 
-    def checkpoint(outputs: dict[str, Any]) -> None:
-        recorded.outputs = {**recorded.outputs, **outputs}
+    def checkpoint(outputs: StepOutput) -> None:
+        recorded.outputs = outputs.model_dump(mode="json")
         state.save()
 
     ctx.checkpoint = checkpoint
@@ -342,7 +350,7 @@ def _run_step(step: Step, recorded: StepState, state: RunState, ctx: Context, op
         state.save()
         raise
     recorded.status, recorded.summary, recorded.finished = outcome.status, outcome.summary, time.time()
-    recorded.outputs = {**recorded.outputs, **outcome.outputs}
+    recorded.outputs = outcome.outputs.model_dump(mode="json")
     recorded.details = outcome.details
     state.save()
     options.progress(f"  {outcome.status}: {outcome.summary} ({recorded.seconds:.1f} s)")

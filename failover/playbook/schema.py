@@ -38,6 +38,7 @@ __all__ = [
     "Playbook",
     "RehostStep",
     "Step",
+    "StepSpec",
     "SyncStep",
     "VerifyStep",
 ]
@@ -70,7 +71,9 @@ class FleetRef(_Strict):
     back_to_sources: bool = False
 
 
-class _Step(_Strict):
+class StepSpec(_Strict):
+    """What every step of a playbook has; each kind's model adds its own fields."""
+
     id: Identifier
     description: str | None = None
     needs: list[Identifier] = Field(default_factory=list, description="steps that must have finished first")
@@ -78,8 +81,16 @@ class _Step(_Strict):
         default=None, description="override the playbook's on_failure for this step"
     )
 
+    def fleet_step(self) -> str | None:
+        """The rehost step whose fleet this step works on (None: none)."""
+        return None
 
-class InventoryStep(_Step):
+    def depends_on(self) -> list[str]:
+        """Steps that must have finished before this one runs."""
+        return list(self.needs)
+
+
+class InventoryStep(StepSpec):
     """Take stock of a provider: buckets, instances, zones, services with no portable equivalent."""
 
     kind: Literal["inventory"]
@@ -87,7 +98,7 @@ class InventoryStep(_Step):
     sizes: bool = Field(default=True, description="count objects and bytes per bucket")
 
 
-class SyncStep(_Step):
+class SyncStep(StepSpec):
     """Copy buckets (``failover sync``): verified, incremental, resumable."""
 
     kind: Literal["sync"]
@@ -101,7 +112,7 @@ class SyncStep(_Step):
     invalid_keys: Literal["skip", "abort", "encode"] = "skip"
 
 
-class VerifyStep(_Step):
+class VerifyStep(StepSpec):
     """Prove a copy (``failover verify``): missing, different and extra keys."""
 
     kind: Literal["verify"]
@@ -111,7 +122,7 @@ class VerifyStep(_Step):
     trust_digests: bool = False
 
 
-class RehostStep(_Step):
+class RehostStep(StepSpec):
     """Rebuild instances on another provider (``failover rehost``)."""
 
     kind: Literal["rehost"]
@@ -128,7 +139,7 @@ class RehostStep(_Step):
     )
 
 
-class HealthStep(_Step):
+class HealthStep(StepSpec):
     """Check that a fleet (or any URLs) answers: 2xx within the timeout, retried."""
 
     kind: Literal["health"]
@@ -138,6 +149,12 @@ class HealthStep(_Step):
     headers: dict[str, EnvRef] = Field(default_factory=dict, description="request headers, values by reference")
     timeout: float = Field(default=120.0, gt=0)
 
+    def fleet_step(self) -> str | None:
+        return self.fleet_of
+
+    def depends_on(self) -> list[str]:
+        return [*self.needs, *([self.fleet_of] if self.fleet_of else [])]  # its new instances must exist
+
     @model_validator(mode="after")
     def _something_to_check(self) -> HealthStep:
         if not self.fleet_of and not self.urls:
@@ -145,13 +162,16 @@ class HealthStep(_Step):
         return self
 
 
-class _DnsStep(_Step):
+class _DnsStep(StepSpec):
     source: ProviderName = Field(description="the provider answering for the zone today")
     target: ProviderName = Field(description="the provider taking it over")
     zone: Zone
     fleet_of: Identifier | None = Field(default=None, description="a rehost step: old addresses -> new ones")
     fleet: FleetRef | None = None
     ttl: int = Field(default=60, ge=1, le=86400, description="TTL of the moved records during and after")
+
+    def fleet_step(self) -> str | None:
+        return self.fleet_of
 
     @model_validator(mode="after")
     def _one_fleet(self) -> _DnsStep:
@@ -161,7 +181,8 @@ class _DnsStep(_Step):
 
 
 class DnsPrepareStep(_DnsStep):
-    """Lower the TTLs of the records pointing at the old fleet, and copy the zone to the target."""
+    """Lower the TTLs of the records pointing at the old fleet, and copy the zone to the target.
+    It needs only the old fleet, so it does not wait for the rehost step it names."""
 
     kind: Literal["dns_prepare"]
 
@@ -177,8 +198,11 @@ class DnsCutoverStep(_DnsStep):
     health_gate: bool = Field(default=True, description="re-check the new fleet's health just before switching")
     confirm_timeout: float = Field(default=60.0, gt=0)
 
+    def depends_on(self) -> list[str]:
+        return [*self.needs, *([self.fleet_of] if self.fleet_of else [])]  # the new fleet must exist
 
-class NotifyStep(_Step):
+
+class NotifyStep(StepSpec):
     """Tell people or systems (a chat webhook, an incident tool): POST a JSON message. Typical as
     a rollback handler."""
 
@@ -192,7 +216,7 @@ class NotifyStep(_Step):
     timeout: float = Field(default=10.0, gt=0)
 
 
-class ApprovalStep(_Step):
+class ApprovalStep(StepSpec):
     """Stop for a person to say yes (interactively, or ``--yes``)."""
 
     kind: Literal["approval"]

@@ -1,26 +1,36 @@
-"""What each step kind does. Every kind plans (read-only; what a dry-run prints) and applies, and
-the kinds that change a provider know how to undo what they did.
+"""What each step kind does. A kind is typed by the step model it runs (``StepKind[Spec, Output]``):
 
-* ``requires``: the (provider, service) pairs it uses, checked in preflight before anything runs.
-* ``plan``: lines for a person, problems that would make it fail, and the outputs later steps can
-  plan with (a rehost's fleet before it exists).
-* ``apply``: do it, idempotently (a re-run after a crash repeats a step safely); returns the
-  outputs later steps and the rollback use. Raises a FailoverError when the step fails.
-* ``undo``: put back what ``apply`` changed, from its recorded outputs.
+* ``requires``: the providers (and services) it uses, checked in preflight before anything runs.
+* ``plan``: read-only; the :class:`~failover.changes.Change` list a dry run shows, the problems
+  that would make it fail, notes, and the outputs later steps can plan with (a rehost's fleet
+  before it exists).
+* ``apply``: do it, idempotently (a re-run after a crash repeats a step safely); returns its
+  outcome with typed outputs for later steps, the budgets and the rollback. Raises a
+  FailoverError when the step fails.
+* ``undo``: put back what ``apply`` changed, from its recorded outputs (kinds that change nothing
+  a rollback should touch keep the default: nothing to undo).
+
+The runner finds a step's kind by the type of its model (:func:`kind_of`) and knows no kind by
+name. Storage and compute steps call the same application functions as the CLI commands
+(:mod:`failover.commands`).
 """
 
 from __future__ import annotations
 
+import abc
 import concurrent.futures
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
+from .. import commands
+from ..changes import Action, Change
 from ..compute import Compute
 from ..config import Providers
 from ..connect import open_compute, open_dns
@@ -35,13 +45,25 @@ from ..cutover import (
     rollback_prepare,
 )
 from ..dns import Dns, canonical_name
-from ..errors import ConfigError, FailoverError, StepFailed
+from ..errors import ConfigError, FailoverError, PlaybookError, StepFailed
 from ..inventory import take_inventory
 from ..location import parse_location
-from ..rehost import HEALTH_TAG, SOURCE_TAG, apply_plan, check_health, plan_rehost, rollback, translation_lines
+from ..rehost import HEALTH_TAG, SOURCE_TAG, check_health
 from ..secrets import display_url, register_url_secrets
-from ..sync import SyncEngine, SyncOptions, VerifyOptions, open_locations, run_verify
+from ..sync import SyncOptions, SyncReport, VerifyOptions
 from ..units import human_size
+from .outputs import (
+    DnsCutoverOutput,
+    DnsPrepareOutput,
+    FleetInstance,
+    HealthOutput,
+    InventoryOutput,
+    NoOutput,
+    RehostOutput,
+    StepOutput,
+    SyncOutput,
+    VerifyOutput,
+)
 from .schema import (
     ApprovalStep,
     DnsCutoverStep,
@@ -53,12 +75,27 @@ from .schema import (
     NotifyStep,
     RehostStep,
     Step,
+    StepSpec,
     SyncStep,
     VerifyStep,
 )
 from .state import DONE, RunState
 
-__all__ = ["KINDS", "ApprovalPending", "Context", "Outcome", "Planned", "StepKind", "kind_of", "undo_step"]
+__all__ = [
+    "KINDS",
+    "ApprovalPending",
+    "Context",
+    "Outcome",
+    "Planned",
+    "Requirement",
+    "StepKind",
+    "kind_of",
+    "undo_step",
+]
+
+SpecT = TypeVar("SpecT", bound=StepSpec)
+OutputT = TypeVar("OutputT", bound=StepOutput)
+ReadT = TypeVar("ReadT", bound=StepOutput)
 
 
 class ApprovalPending(StepFailed):
@@ -66,20 +103,34 @@ class ApprovalPending(StepFailed):
     Never a reason to roll back."""
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """A provider a step uses: ``service`` must be configured, reachable and accept the
+    credentials (None: the provider must be configured; whatever it has is used)."""
+
+    provider: str
+    service: str | None
+
+
 @dataclass
-class Planned:
-    lines: list[str]
+class Planned(Generic[OutputT]):
+    changes: list[Change] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    """What would make the step fail: the plan is not clean."""
+    notes: list[str] = field(default_factory=list)
+    """What else to know (metadata not carried, records only the source can hold)."""
+    outputs: OutputT | None = None
+    """What later steps can plan with (None: nothing until it runs)."""
 
 
 @dataclass
-class Outcome:
+class Outcome(Generic[OutputT]):
     status: Literal["ok", "changed", "skipped"]
     """ok: nothing needed changing"""
     summary: str
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: OutputT
     details: dict[str, Any] = field(default_factory=dict)
+    """The step's own report (the sync report, the rehost report...), for the run report."""
 
 
 @dataclass
@@ -91,49 +142,78 @@ class Context:
     progress: Callable[[str], None] = lambda message: None
     ask: Callable[[str], bool] | None = None
     """Asks a person (None: nobody to ask)."""
-    planned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    planned: dict[str, StepOutput] = field(default_factory=dict)
     """Outputs of steps planned in this dry-run."""
-    checkpoint: Callable[[dict[str, Any]], None] = lambda outputs: None
+    checkpoint: Callable[[StepOutput], None] = lambda outputs: None
     """Persist a step's outputs before it finishes (what a crash mid-step must not lose)."""
     definitions: dict[str, Step] = field(default_factory=dict)
     """The playbook's steps by id."""
 
-    def outputs(self, step_id: str) -> dict[str, Any] | None:
+    def outputs(self, step_id: str) -> StepOutput | None:
         """A finished step's outputs, or what the dry-run planned for it."""
         if self.state is not None:
             recorded = self.state.steps.get(step_id)
-            if recorded is not None and recorded.status in DONE:
-                return recorded.outputs
+            definition = self.definitions.get(step_id)
+            if recorded is not None and recorded.status in DONE and definition is not None:
+                found: StepOutput = kind_of(definition).read_outputs(recorded.outputs)
+                return found
         return self.planned.get(step_id)
 
-
-class StepKind(Protocol):
-    def requires(self, step: Any) -> list[tuple[str, str]]: ...
-
-    def plan(self, step: Any, ctx: Context) -> Planned: ...
-
-    def apply(self, step: Any, ctx: Context) -> Outcome: ...
-
-    def undo(self, step: Any, ctx: Context, outputs: dict[str, Any]) -> str | None: ...
+    def outputs_of(self, step_id: str, model: type[ReadT]) -> ReadT | None:
+        """:meth:`outputs`, which must be of ``model`` (the loader checked the reference)."""
+        found = self.outputs(step_id)
+        if found is not None and not isinstance(found, model):
+            raise PlaybookError(f"step {step_id!r} hands on {type(found).__name__}, not {model.__name__}")
+        return found
 
 
-class _NoUndo:
-    def undo(self, step: Any, ctx: Context, outputs: dict[str, Any]) -> str | None:
+class StepKind(abc.ABC, Generic[SpecT, OutputT]):
+    """One kind of step: what it needs, plans, does and undoes (see the module's docstring)."""
+
+    spec: ClassVar[type[StepSpec]]
+    """The step model this kind runs."""
+    output: ClassVar[type[StepOutput]]
+    """The model of what it hands on."""
+
+    def requires(self, step: SpecT) -> list[Requirement]:
+        return []
+
+    @abc.abstractmethod
+    def plan(self, step: SpecT, ctx: Context) -> Planned[OutputT]: ...
+
+    @abc.abstractmethod
+    def apply(self, step: SpecT, ctx: Context) -> Outcome[OutputT]: ...
+
+    def undo(self, step: SpecT, ctx: Context, outputs: OutputT) -> str | None:
+        """Put back what ``apply`` changed; a line saying what was done (None: nothing to undo)."""
         return None
+
+    def read_outputs(self, recorded: Mapping[str, Any]) -> OutputT:
+        """The outputs as the run's state recorded them."""
+        try:
+            return self.output.model_validate(dict(recorded))  # type: ignore[return-value]
+        except ValidationError as error:
+            raise PlaybookError(
+                f"the run state holds outputs of a {self.spec.__name__} that cannot be read: "
+                f"{error.errors()[0]['msg']}",
+                hint="start over with --restart (steps are idempotent: what is done stays done)",
+            ) from None
 
 
 # -- inventory -----------------------------------------------------------------------------------
 
 
-class InventoryKind(_NoUndo):
-    def requires(self, step: InventoryStep) -> list[tuple[str, str]]:
-        return []  # whatever the provider has; what cannot be read is listed as not checked
+class InventoryKind(StepKind[InventoryStep, InventoryOutput]):
+    spec, output = InventoryStep, InventoryOutput
 
-    def plan(self, step: InventoryStep, ctx: Context) -> Planned:
+    def requires(self, step: InventoryStep) -> list[Requirement]:
+        return [Requirement(step.provider, None)]  # whatever it has; what cannot be read is listed as not checked
+
+    def plan(self, step: InventoryStep, ctx: Context) -> Planned[InventoryOutput]:
         services = ", ".join(ctx.providers.services(step.provider))
-        return Planned([f"take stock of {step.provider} ({services}); read-only"])
+        return Planned([Change(Action.READ, f"provider {step.provider}", detail=f"take stock of {services}")])
 
-    def apply(self, step: InventoryStep, ctx: Context) -> Outcome:
+    def apply(self, step: InventoryStep, ctx: Context) -> Outcome[InventoryOutput]:
         found = take_inventory(ctx.providers, step.provider, sizes=step.sizes)
         objects = sum(int(b.get("objects", 0)) for b in found.buckets)
         size = sum(int(b.get("bytes", 0)) for b in found.buckets)
@@ -145,7 +225,8 @@ class InventoryKind(_NoUndo):
         )
         if found.unchecked:
             summary += f"; not checked: {', '.join(u.split(':')[0] for u in found.unchecked)}"
-        return Outcome("ok", summary, {"buckets": len(found.buckets), "objects": objects}, found.to_json())
+        outputs = InventoryOutput(buckets=len(found.buckets), objects=objects)
+        return Outcome("ok", summary, outputs, found.to_json())
 
 
 # -- storage ---------------------------------------------------------------------------------------
@@ -176,26 +257,24 @@ class _SyncProgress:
         self.say(f"  {message}")
 
 
-@contextmanager
-def _stores(ctx: Context, source: str, target: str) -> Iterator[tuple[Any, Any, Any, Any]]:
-    src, dst, source_store, target_store = open_locations(ctx.providers, source, target)
-    try:
-        yield src, dst, source_store, target_store
-    finally:
-        source_store.close()
-        if target_store is not source_store:
-            target_store.close()
+def _storage_pair(source: str, target: str) -> list[Requirement]:
+    return [
+        Requirement(parse_location(source).provider, "storage"),
+        Requirement(parse_location(target).provider, "storage"),
+    ]
 
 
-def _storage_pair(source: str, target: str) -> list[tuple[str, str]]:
-    return [(parse_location(source).provider, "storage"), (parse_location(target).provider, "storage")]
+def _sync_problems(report: SyncReport) -> list[str]:
+    problems = [report.aborted] if report.aborted else []
+    return problems + [f"listing of {b.source} incomplete" for b in report.buckets if not b.listing_complete]
 
 
-class SyncKind(_NoUndo):
+class SyncKind(StepKind[SyncStep, SyncOutput]):
     # Copies are not undone: an extra verified copy of the data harms nothing, and deleting it
     # could lose writes made on the target since.
+    spec, output = SyncStep, SyncOutput
 
-    def requires(self, step: SyncStep) -> list[tuple[str, str]]:
+    def requires(self, step: SyncStep) -> list[Requirement]:
         return _storage_pair(step.source, step.target)
 
     def _options(self, step: SyncStep, dry_run: bool) -> SyncOptions:
@@ -209,25 +288,19 @@ class SyncKind(_NoUndo):
             invalid_keys=step.invalid_keys,
         )
 
-    def plan(self, step: SyncStep, ctx: Context) -> Planned:
-        with _stores(ctx, step.source, step.target) as (src, dst, source_store, target_store):
-            report = SyncEngine(source_store, target_store, src, dst, self._options(step, True)).run()
-        data = report.to_json()
-        lines = [
-            f"{b['source']} -> {b['target']}: {b['to_copy']} to copy ({human_size(b['to_copy_bytes'])}), "
-            f"{b['unchanged']} unchanged, {b['skipped']} skipped, {b['delete_candidates']} to delete"
-            for b in data["buckets"]
-        ] or [f"{step.source}: no buckets"]
-        problems = [data["aborted"]] if data["aborted"] else []
-        problems += [f"listing of {b['source']} incomplete" for b in data["buckets"] if not b["listing_complete"]]
-        return Planned(lines, problems)
+    def plan(self, step: SyncStep, ctx: Context) -> Planned[SyncOutput]:
+        report = commands.sync(ctx.providers, step.source, step.target, self._options(step, True)).report
+        notes = [f"{b.source}: {b.skipped} object(s) cannot be stored on the target (skipped)" for b in report.buckets
+                 if b.skipped]  # fmt: skip
+        if not report.buckets:
+            notes.append(f"{step.source}: no buckets")
+        return Planned(report.changes(), _sync_problems(report), notes)
 
-    def apply(self, step: SyncStep, ctx: Context) -> Outcome:
-        with _stores(ctx, step.source, step.target) as (src, dst, source_store, target_store):
-            engine = SyncEngine(
-                source_store, target_store, src, dst, self._options(step, False), _SyncProgress(ctx.progress)
-            )
-            report = engine.run()
+    def apply(self, step: SyncStep, ctx: Context) -> Outcome[SyncOutput]:
+        run = commands.sync(
+            ctx.providers, step.source, step.target, self._options(step, False), _SyncProgress(ctx.progress)
+        )
+        report = run.report
         data = report.to_json()
         totals = data["totals"]
         unverified = max(totals["listed"] - report.done(), 0) if not report.complete else 0
@@ -235,25 +308,27 @@ class SyncKind(_NoUndo):
             f"{totals['copied']} copied ({human_size(totals['copied_bytes'])}), {totals['listed']} listed, "
             f"{unverified} not verified, {totals['deleted']} deleted in {data['duration_s']:.1f} s"
         )
-        outputs = {"copied": totals["copied"], "bytes": totals["copied_bytes"], "unverified": unverified}
+        outputs = SyncOutput(copied=totals["copied"], bytes=totals["copied_bytes"], unverified=unverified)
         if not report.complete:
             reason = data["aborted"] or data["delete_refused"] or "not every object is verified"
+            ctx.checkpoint(outputs)
             raise StepFailed(step.id, f"{summary}: {reason}", hint=f"journal: {data['journal']}")
         return Outcome("changed" if totals["copied"] or totals["deleted"] else "ok", summary, outputs, data)
 
 
-class VerifyKind(_NoUndo):
-    def requires(self, step: VerifyStep) -> list[tuple[str, str]]:
+class VerifyKind(StepKind[VerifyStep, VerifyOutput]):
+    spec, output = VerifyStep, VerifyOutput
+
+    def requires(self, step: VerifyStep) -> list[Requirement]:
         return _storage_pair(step.source, step.target)
 
-    def plan(self, step: VerifyStep, ctx: Context) -> Planned:
+    def plan(self, step: VerifyStep, ctx: Context) -> Planned[VerifyOutput]:
         how = "trusting recorded digests" if step.trust_digests else "re-reading both sides"
-        return Planned([f"compare {step.source} with {step.target} ({how}); read-only"])
+        return Planned([Change(Action.READ, f"{step.source} and {step.target}", detail=f"compared, {how}")])
 
-    def apply(self, step: VerifyStep, ctx: Context) -> Outcome:
-        with _stores(ctx, step.source, step.target) as (src, dst, source_store, target_store):
-            options = VerifyOptions(trust_digests=step.trust_digests, bucket_map=dict(step.bucket_map))
-            report = run_verify(source_store, target_store, src, dst, options)
+    def apply(self, step: VerifyStep, ctx: Context) -> Outcome[VerifyOutput]:
+        options = VerifyOptions(trust_digests=step.trust_digests, bucket_map=dict(step.bucket_map))
+        report = commands.verify(ctx.providers, step.source, step.target, options)
         data = report.to_json()
         counts = data["counts"]
         summary = (
@@ -261,8 +336,9 @@ class VerifyKind(_NoUndo):
             f"{counts['different']} different, {counts['metadata_different']} with different metadata, "
             f"{counts['extra']} extra"
         )
-        outputs = {"missing": counts["missing"], "different": counts["different"] + counts["metadata_different"]}
+        outputs = VerifyOutput(missing=counts["missing"], different=counts["different"] + counts["metadata_different"])
         if not report.ok:
+            ctx.checkpoint(outputs)
             raise StepFailed(step.id, summary)
         return Outcome("ok", summary, outputs, data)
 
@@ -276,73 +352,68 @@ def _health_url(template: str | None, address: str | None) -> str | None:
     return template.replace("{address}", f"[{address}]" if ":" in address else address)
 
 
-class RehostKind:
-    def requires(self, step: RehostStep) -> list[tuple[str, str]]:
-        return [(step.source, "compute"), (step.target, "compute")]
+def _rehost_request(step: RehostStep, fleet: str | None = None) -> commands.RehostRequest:
+    return commands.RehostRequest(
+        source=step.source,
+        target=step.target,
+        select=dict(step.select),
+        fleet=fleet or step.fleet,
+        health_check=step.health_check,
+        user_data_replace=dict(step.user_data_replace),
+        run_timeout=step.run_timeout,
+        health_timeout=step.health_timeout,
+        on_problem=step.on_problem,
+    )
 
-    def _plan(self, step: RehostStep, src: Compute, dst: Compute) -> Any:
-        return plan_rehost(
-            src,
-            dst,
-            selector=step.select,
-            fleet=step.fleet,
-            health_check=step.health_check,
-            user_data_replace=step.user_data_replace,
-        )
 
-    def plan(self, step: RehostStep, ctx: Context) -> Planned:
-        with open_compute(ctx.providers, step.source) as src, open_compute(ctx.providers, step.target) as dst:
-            plan = self._plan(step, src, dst)
-        rows = [p.row() for p in plan.instances]
-        lines = translation_lines(rows) or [f"no instance of {step.source} matches {step.select}"]
-        problems = [f"{r['name']}: {p}" for r in rows for p in r["problems"]] if step.on_problem == "fail" else []
-        if not rows:
+class RehostKind(StepKind[RehostStep, RehostOutput]):
+    spec, output = RehostStep, RehostOutput
+
+    def requires(self, step: RehostStep) -> list[Requirement]:
+        return [Requirement(step.source, "compute"), Requirement(step.target, "compute")]
+
+    def plan(self, step: RehostStep, ctx: Context) -> Planned[RehostOutput]:
+        plan = commands.plan_rehost_fleet(ctx.providers, _rehost_request(step))
+        problems = []
+        if not plan.instances:
             problems.append(f"no instance of {step.source} matches {step.select}")
+        if step.on_problem == "fail":
+            problems += [f"{p.source.name}: {problem}" for p in plan.instances for problem in p.translation.problems]
         instances = [
-            {
-                "name": p.source.name,
-                "source": p.key,
-                "source_address": p.source.address,
-                "target_address": None,
-                "health_url": p.target_spec.health_check,
-            }
-            for p in plan.instances
-            if p.translation.creatable
-        ]
-        return Planned(lines, problems, {"fleet": plan.fleet, "instances": instances, "planned": True})
-
-    def apply(self, step: RehostStep, ctx: Context) -> Outcome:
-        with open_compute(ctx.providers, step.source) as src, open_compute(ctx.providers, step.target) as dst:
-            plan = self._plan(step, src, dst)
-            if not plan.instances:
-                raise StepFailed(step.id, f"no instance of {step.source} matches {step.select}")
-            problems = [f"{p.source.name}: {'; '.join(p.translation.problems)}" for p in plan.instances
-                        if not p.translation.creatable]  # fmt: skip
-            if problems and step.on_problem == "fail":
-                raise StepFailed(step.id, "cannot rebuild " + ", ".join(problems), hint="or set on_problem: skip")
-            # The fleet is recorded before anything is created, so a crash now still rolls back.
-            ctx.checkpoint({"fleet": plan.fleet})
-            creatable = [p for p in plan.instances if p.translation.creatable]
-            plan = replace(plan, instances=creatable)
-            report = apply_plan(
-                plan, dst, run_timeout=step.run_timeout, health_timeout=step.health_timeout, progress=ctx.progress
+            FleetInstance(
+                name=p.source.name,
+                source=p.key,
+                source_address=p.source.address,
+                health_url=p.target_spec.health_check,
             )
-        templates = {p.key: p.target_spec.health_check for p in creatable}
+            for p in plan.creatable
+        ]
+        outputs = RehostOutput(fleet=plan.fleet, instances=instances, planned=True)
+        return Planned(plan.changes(), problems, plan.notes(), outputs)
+
+    def apply(self, step: RehostStep, ctx: Context) -> Outcome[RehostOutput]:
+        def before_create(plan: Any) -> None:
+            # The fleet is recorded before anything is created, so a crash now still rolls back.
+            ctx.checkpoint(RehostOutput(fleet=plan.fleet))
+
+        run = commands.rehost(ctx.providers, _rehost_request(step), progress=ctx.progress, before_create=before_create)
+        plan, report = run.plan, run.report
+        templates = {p.key: p.target_spec.health_check for p in plan.instances}
         instances = [
-            {
-                "name": r.name,
-                "source": r.source,
-                "source_address": r.source_address,
-                "target_id": r.target_id,
-                "target_address": r.address,
-                "action": r.action,
-                "healthy": None if r.health is None else r.health.healthy,
-                "health_url": _health_url(templates.get(r.source), r.address),
-            }
+            FleetInstance(
+                name=r.name,
+                source=r.source,
+                source_address=r.source_address,
+                target_id=r.target_id,
+                target_address=r.address,
+                action=r.action,
+                healthy=None if r.health is None else r.health.healthy,
+                health_url=_health_url(templates.get(r.source), r.address),
+            )
             for r in report.results
         ]
         unhealthy = [r.name for r in report.results if r.error or (r.health and r.health.healthy is False)]
-        outputs = {"fleet": plan.fleet, "instances": instances, "unhealthy": len(unhealthy)}
+        outputs = RehostOutput(fleet=plan.fleet, instances=instances, unhealthy=len(unhealthy))
         actions = [r.action for r in report.results]
         summary = (
             f"fleet {plan.fleet} on {step.target}: "
@@ -355,13 +426,9 @@ class RehostKind:
         changed = any(a in ("created", "started") for a in actions)
         return Outcome("changed" if changed else "ok", summary, outputs, report.to_json())
 
-    def undo(self, step: RehostStep, ctx: Context, outputs: dict[str, Any]) -> str | None:
-        fleet = outputs.get("fleet")
-        if not fleet:
-            return None
-        with open_compute(ctx.providers, step.target) as dst:
-            destroyed = rollback(dst, fleet, ctx.progress)
-        return f"destroyed {len(destroyed)} instance(s) of fleet {fleet} on {step.target}"
+    def undo(self, step: RehostStep, ctx: Context, outputs: RehostOutput) -> str | None:
+        destroyed = commands.rehost_rollback(ctx.providers, _rehost_request(step, outputs.fleet), ctx.progress)
+        return f"destroyed {len(destroyed)} instance(s) of fleet {outputs.fleet} on {step.target}"
 
 
 def _check_all(urls: list[str], timeout: float, headers: Mapping[str, str] | None = None) -> dict[str, str | None]:
@@ -383,40 +450,45 @@ def _headers(step_id: str, refs: Mapping[str, EnvRef]) -> dict[str, str]:
     return headers
 
 
-class HealthKind(_NoUndo):
-    def requires(self, step: HealthStep) -> list[tuple[str, str]]:
-        return []
+class HealthKind(StepKind[HealthStep, HealthOutput]):
+    spec, output = HealthStep, HealthOutput
 
-    def _urls(self, step: HealthStep, ctx: Context) -> list[str] | None:
-        urls = list(step.urls)
+    def _urls(self, step: HealthStep, ctx: Context) -> tuple[list[str], list[str]] | None:
+        """URLs to check now, and instances still to be created (a dry run); None: the fleet is
+        not known yet."""
+        urls, later = list(step.urls), []
         if step.fleet_of:
-            fleet = ctx.outputs(step.fleet_of)
+            fleet = ctx.outputs_of(step.fleet_of, RehostOutput)
             if fleet is None:
                 return None
-            for instance in fleet.get("instances", []):
-                template = step.url or instance.get("health_url")
-                if fleet.get("planned"):
-                    urls.append(f"{template} of {instance['name']}, once created" if template else "")
+            for instance in fleet.instances:
+                template = step.url or instance.health_url
+                if fleet.planned:
+                    later += [f"{template} of {instance.name}, once created"] if template else []
                 else:
-                    urls.append(_health_url(template, instance.get("target_address")) or "")
-            urls = [u for u in urls if u]
-        return urls
+                    urls += [u for u in [_health_url(template, instance.target_address)] if u]
+        return urls, later
 
-    def plan(self, step: HealthStep, ctx: Context) -> Planned:
-        urls = self._urls(step, ctx)
-        if urls is None:
-            return Planned([f"check the fleet of step {step.fleet_of!r} once it exists"])
-        return Planned([f"GET {u} (2xx within {step.timeout:.0f} s)" for u in urls] or ["nothing to check"])
+    def plan(self, step: HealthStep, ctx: Context) -> Planned[HealthOutput]:
+        found = self._urls(step, ctx)
+        if found is None:
+            return Planned([Change(Action.READ, f"the fleet of step {step.fleet_of!r}", detail="once it exists")])
+        urls, later = found
+        within = f"2xx within {step.timeout:.0f} s"
+        changes = [Change(Action.READ, f"GET {u}", detail=within) for u in [*urls, *later]]
+        return Planned(changes, notes=[] if changes else ["nothing to check"])
 
-    def apply(self, step: HealthStep, ctx: Context) -> Outcome:
-        urls = self._urls(step, ctx)
+    def apply(self, step: HealthStep, ctx: Context) -> Outcome[HealthOutput]:
+        found = self._urls(step, ctx)
+        urls = found[0] if found else []
         if not urls:
             raise StepFailed(step.id, "no health check to run (no URLs, or the fleet has no health-check URL)")
         results = _check_all(urls, step.timeout, _headers(step.id, step.headers))
         bad = {url: why for url, why in results.items() if why}
         summary = f"{len(results) - len(bad)}/{len(results)} healthy"
-        outputs = {"unhealthy": len(bad)}
+        outputs = HealthOutput(unhealthy=len(bad))
         if bad:
+            ctx.checkpoint(outputs)
             raise StepFailed(step.id, summary + "; " + "; ".join(f"{u}: {w}" for u, w in bad.items()))
         return Outcome("ok", summary, outputs, {"checked": sorted(results)})
 
@@ -435,13 +507,10 @@ class _Pair:
 def _fleet_pairs(step: DnsPrepareStep | DnsCutoverStep, ctx: Context) -> list[_Pair] | None:
     """Old and new address of each instance moving; None when the fleet does not exist yet."""
     if step.fleet_of:
-        fleet = ctx.outputs(step.fleet_of)
+        fleet = ctx.outputs_of(step.fleet_of, RehostOutput)
         if fleet is None:
             return None
-        return [
-            _Pair(i["name"], i.get("source_address"), i.get("target_address"), i.get("health_url"))
-            for i in fleet.get("instances", [])
-        ]
+        return [_Pair(i.name, i.source_address, i.target_address, i.health_url) for i in fleet.instances]
     assert step.fleet is not None
     return _pairs_from_tags(step.fleet, ctx.providers)
 
@@ -475,13 +544,15 @@ def _dns_pair(ctx: Context, step: DnsPrepareStep | DnsCutoverStep) -> Iterator[t
         yield source, target
 
 
-def _dns_requires(step: DnsPrepareStep | DnsCutoverStep) -> list[tuple[str, str]]:
-    found = [(step.source, "dns"), (step.target, "dns")]
-    return found + ([(step.fleet.provider, "compute")] if step.fleet else [])
+def _dns_requires(step: DnsPrepareStep | DnsCutoverStep) -> list[Requirement]:
+    found = [Requirement(step.source, "dns"), Requirement(step.target, "dns")]
+    return found + ([Requirement(step.fleet.provider, "compute")] if step.fleet else [])
 
 
-class DnsPrepareKind:
-    def requires(self, step: DnsPrepareStep) -> list[tuple[str, str]]:
+class DnsPrepareKind(StepKind[DnsPrepareStep, DnsPrepareOutput]):
+    spec, output = DnsPrepareStep, DnsPrepareOutput
+
+    def requires(self, step: DnsPrepareStep) -> list[Requirement]:
         return _dns_requires(step)
 
     def _addresses(self, step: DnsPrepareStep, ctx: Context) -> list[str]:
@@ -495,15 +566,16 @@ class DnsPrepareKind:
                 return [i.address for i in src.list_instances(rehost.select or None) if i.address]
         return [p.old for p in pairs if p.old]
 
-    def plan(self, step: DnsPrepareStep, ctx: Context) -> Planned:
+    def plan(self, step: DnsPrepareStep, ctx: Context) -> Planned[DnsPrepareOutput]:
         with _dns_pair(ctx, step) as (source, target):
             plan = plan_prepare(source, target, step.zone, self._addresses(step, ctx), ttl=step.ttl)
-        return Planned(plan.lines(), [], {"plan": plan.to_json(), "planned": True})
+        outputs = DnsPrepareOutput(plan=plan.to_json(), longest_ttl=plan.longest_ttl, planned=True)
+        return Planned(plan.changes(), [], plan.notes(), outputs)
 
-    def apply(self, step: DnsPrepareStep, ctx: Context) -> Outcome:
+    def apply(self, step: DnsPrepareStep, ctx: Context) -> Outcome[DnsPrepareOutput]:
         with _dns_pair(ctx, step) as (source, target):
             plan = plan_prepare(source, target, step.zone, self._addresses(step, ctx), ttl=step.ttl)
-            outputs = {"plan": plan.to_json(), "lowered_at": time.time(), "longest_ttl": plan.longest_ttl}
+            outputs = DnsPrepareOutput(plan=plan.to_json(), lowered_at=time.time(), longest_ttl=plan.longest_ttl)
             ctx.checkpoint(outputs)
             apply_prepare(plan, source, target)
         changed = bool(plan.lower or plan.copy or plan.create_zone)
@@ -515,17 +587,17 @@ class DnsPrepareKind:
             summary += f"; {len(plan.not_copied)} not copied (provider-only)"
         return Outcome("changed" if changed else "ok", summary, outputs, plan.to_json())
 
-    def undo(self, step: DnsPrepareStep, ctx: Context, outputs: dict[str, Any]) -> str | None:
-        if "plan" not in outputs:
-            return None
-        plan = prepare_from_json(outputs["plan"])
+    def undo(self, step: DnsPrepareStep, ctx: Context, outputs: DnsPrepareOutput) -> str | None:
+        plan = prepare_from_json(outputs.plan)
         with _dns_pair(ctx, step) as (source, target):
             rollback_prepare(plan, source, target)
         return f"TTLs restored on {step.source}; {step.zone} on {step.target} put back"
 
 
-class DnsCutoverKind:
-    def requires(self, step: DnsCutoverStep) -> list[tuple[str, str]]:
+class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
+    spec, output = DnsCutoverStep, DnsCutoverOutput
+
+    def requires(self, step: DnsCutoverStep) -> list[Requirement]:
         return _dns_requires(step)
 
     def _address_map(self, step: DnsCutoverStep, ctx: Context) -> tuple[dict[str, list[str]], list[_Pair]]:
@@ -552,31 +624,31 @@ class DnsCutoverKind:
             force=step.force or ctx.force,
         )
 
-    def plan(self, step: DnsCutoverStep, ctx: Context) -> Planned:
+    def plan(self, step: DnsCutoverStep, ctx: Context) -> Planned[DnsCutoverOutput]:
         with _dns_pair(ctx, step) as (source, target):
             plan = self._plan(step, ctx, source, target)
-        lines = plan.lines()
+        changes: list[Change] = []
+        if step.health_gate:
+            changes.append(Change(Action.READ, "the new fleet's health", detail="checked again just before switching"))
         wait = self._ttl_wait(step, ctx)
         if wait:
-            lines.insert(0, f"wait up to {wait:.0f} s for lowered TTLs to expire")
-        if step.health_gate:
-            lines.insert(0, "health-check the new fleet again just before switching")
-        return Planned(lines, [plan.refused] if plan.refused else [], {"plan": plan.to_json(), "planned": True})
+            changes.append(Change(Action.WAIT, f"lowered TTLs of {step.zone}", None, {"seconds": round(wait)}))
+        outputs = DnsCutoverOutput(plan=plan.to_json(), planned=True)
+        return Planned([*changes, *plan.changes()], [plan.refused] if plan.refused else [], plan.notes(), outputs)
 
     def _ttl_wait(self, step: DnsCutoverStep, ctx: Context) -> float:
         """What is left of the old TTLs lowered by a dns_prepare step of this run (bounded)."""
-        if ctx.state is None:
-            return 0.0
         remaining = 0.0
         zone = canonical_name(step.zone)
-        for state in ctx.state.steps.values():
-            prepared = state.outputs.get("plan", {}).get("zone") if state.kind == "dns_prepare" else None
-            if state.status in DONE and prepared and canonical_name(prepared) == zone:
-                expires = float(state.outputs["lowered_at"]) + float(state.outputs["longest_ttl"])
-                remaining = max(remaining, expires - time.time())
+        for step_id in ctx.definitions:
+            prepared = ctx.outputs(step_id)
+            if not isinstance(prepared, DnsPrepareOutput) or prepared.lowered_at is None:
+                continue
+            if canonical_name(str(prepared.plan.get("zone", ""))) == zone:
+                remaining = max(remaining, prepared.lowered_at + prepared.longest_ttl - time.time())
         return min(max(remaining, 0.0), step.max_ttl_wait)
 
-    def apply(self, step: DnsCutoverStep, ctx: Context) -> Outcome:
+    def apply(self, step: DnsCutoverStep, ctx: Context) -> Outcome[DnsCutoverOutput]:
         wait = self._ttl_wait(step, ctx)
         if wait > 0:
             ctx.progress(f"  waiting {wait:.0f} s for the lowered TTLs to expire")
@@ -593,8 +665,7 @@ class DnsCutoverKind:
 
         with _dns_pair(ctx, step) as (source, target):
             plan = self._plan(step, ctx, source, target)
-            outputs: dict[str, Any] = {"plan": plan.to_json()}
-            ctx.checkpoint(outputs)  # before any change: a crash from here on can still be rolled back
+            ctx.checkpoint(DnsCutoverOutput(plan=plan.to_json()))  # before any change: a crash can still roll back
             result = apply_cutover(
                 plan,
                 source,
@@ -603,7 +674,7 @@ class DnsCutoverKind:
                 confirm_timeout=step.confirm_timeout,
                 progress=ctx.progress,
             )
-        outputs["result"] = result.to_json()
+        outputs = DnsCutoverOutput(plan=plan.to_json(), result=result.to_json())
         if ctx.state is not None:
             ctx.state.cutover_at = time.time()
         confirmed = ", ".join(f"{c.name} {c.type} = {' '.join(c.answered)}" for c in result.confirmations)
@@ -613,12 +684,10 @@ class DnsCutoverKind:
             summary += f" and {len(plan.repoint_source)} repointed on {step.source}"
         summary += f"; confirmed by {how}: {confirmed or '-'}"
         changed = bool(plan.repoint_target or plan.repoint_source or plan.create_zone)
-        return Outcome("changed" if changed else "ok", summary, outputs, outputs)
+        return Outcome("changed" if changed else "ok", summary, outputs, outputs.model_dump(mode="json"))
 
-    def undo(self, step: DnsCutoverStep, ctx: Context, outputs: dict[str, Any]) -> str | None:
-        if "plan" not in outputs:
-            return None
-        plan = plan_from_json(outputs["plan"])
+    def undo(self, step: DnsCutoverStep, ctx: Context, outputs: DnsCutoverOutput) -> str | None:
+        plan = plan_from_json(outputs.plan)
         with _dns_pair(ctx, step) as (source, target):
             rollback_cutover(plan, source, target)
         return f"{step.zone} points at the old fleet again on {step.target} and {step.source}"
@@ -627,9 +696,8 @@ class DnsCutoverKind:
 # -- people ----------------------------------------------------------------------------------------
 
 
-class NotifyKind(_NoUndo):
-    def requires(self, step: NotifyStep) -> list[tuple[str, str]]:
-        return []
+class NotifyKind(StepKind[NotifyStep, NoOutput]):
+    spec, output = NotifyStep, NoOutput
 
     @staticmethod
     def _url(step: NotifyStep) -> str:
@@ -647,10 +715,10 @@ class NotifyKind(_NoUndo):
     def _shown(step: NotifyStep) -> str:
         return f"${step.url.env}" if isinstance(step.url, EnvRef) else display_url(step.url)
 
-    def plan(self, step: NotifyStep, ctx: Context) -> Planned:
-        return Planned([f"POST to {self._shown(step)}: {step.message}"])
+    def plan(self, step: NotifyStep, ctx: Context) -> Planned[NoOutput]:
+        return Planned([Change(Action.SEND, f"POST to {self._shown(step)}", None, {"message": step.message})])
 
-    def apply(self, step: NotifyStep, ctx: Context) -> Outcome:
+    def apply(self, step: NotifyStep, ctx: Context) -> Outcome[NoOutput]:
         body = {"message": step.message, "step": step.id}
         if ctx.state is not None:
             body.update(playbook=ctx.state.name, run=ctx.state.run_id)
@@ -662,19 +730,19 @@ class NotifyKind(_NoUndo):
             raise StepFailed(step.id, f"POST {shown} failed: {type(error).__name__}") from None
         if not response.is_success:
             raise StepFailed(step.id, f"POST {shown} answered {response.status_code}")
-        return Outcome("ok", f"notified {shown} ({response.status_code})")
+        return Outcome("ok", f"notified {shown} ({response.status_code})", NoOutput())
 
 
-class ApprovalKind(_NoUndo):
-    def requires(self, step: ApprovalStep) -> list[tuple[str, str]]:
-        return []
+class ApprovalKind(StepKind[ApprovalStep, NoOutput]):
+    spec, output = ApprovalStep, NoOutput
 
-    def plan(self, step: ApprovalStep, ctx: Context) -> Planned:
-        return Planned([f"ask: {step.message}" + (" (approved in advance by --yes)" if ctx.yes else "")])
+    def plan(self, step: ApprovalStep, ctx: Context) -> Planned[NoOutput]:
+        detail = "approved in advance by --yes" if ctx.yes else ""
+        return Planned([Change(Action.ASK, "approval", None, {"question": step.message}, detail)])
 
-    def apply(self, step: ApprovalStep, ctx: Context) -> Outcome:
+    def apply(self, step: ApprovalStep, ctx: Context) -> Outcome[NoOutput]:
         if ctx.yes:
-            return Outcome("ok", "approved in advance (--yes)")
+            return Outcome("ok", "approved in advance (--yes)", NoOutput())
         if ctx.ask is None:
             raise ApprovalPending(
                 step.id,
@@ -683,28 +751,34 @@ class ApprovalKind(_NoUndo):
             )
         if not ctx.ask(step.message):
             raise ApprovalPending(step.id, "not approved", hint="re-run when ready; the run resumes here")
-        return Outcome("ok", "approved interactively")
+        return Outcome("ok", "approved interactively", NoOutput())
 
 
-KINDS: dict[str, StepKind] = {
-    "inventory": InventoryKind(),
-    "sync": SyncKind(),
-    "verify": VerifyKind(),
-    "rehost": RehostKind(),
-    "health": HealthKind(),
-    "dns_prepare": DnsPrepareKind(),
-    "dns_cutover": DnsCutoverKind(),
-    "approval": ApprovalKind(),
-    "notify": NotifyKind(),
-}
+KINDS: tuple[StepKind[Any, Any], ...] = (
+    InventoryKind(),
+    SyncKind(),
+    VerifyKind(),
+    RehostKind(),
+    HealthKind(),
+    DnsPrepareKind(),
+    DnsCutoverKind(),
+    ApprovalKind(),
+    NotifyKind(),
+)
+_BY_SPEC: dict[type[StepSpec], StepKind[Any, Any]] = {kind.spec: kind for kind in KINDS}
 
 
-def kind_of(step: Step) -> StepKind:
-    return KINDS[step.kind]
+def kind_of(step: StepSpec) -> StepKind[Any, Any]:
+    """The kind that runs ``step`` (by the type of its model)."""
+    return _BY_SPEC[type(step)]
 
 
-def undo_step(step: Step, ctx: Context, outputs: dict[str, Any]) -> str | None:
+def undo_step(step: StepSpec, ctx: Context, recorded: Mapping[str, Any]) -> str | None:
+    """Undo ``step`` from the outputs its run recorded; None: nothing to undo (none recorded)."""
+    if not recorded:
+        return None
+    kind = kind_of(step)
     try:
-        return kind_of(step).undo(step, ctx, outputs)
+        return kind.undo(step, ctx, kind.read_outputs(recorded))
     except FailoverError as error:
         raise StepFailed(step.id, f"rollback failed: {error}") from error

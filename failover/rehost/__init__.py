@@ -2,7 +2,16 @@
 
 from .engine import RehostReport, apply_plan, check_health, rollback
 from .mapping import Translation, choose_image, choose_size, translate
-from .plan import FLEET_TAG, HEALTH_TAG, SOURCE_TAG, PlannedInstance, RehostPlan, plan_rehost, translation_lines
+from .plan import (
+    FLEET_TAG,
+    HEALTH_TAG,
+    SOURCE_TAG,
+    PlannedInstance,
+    RehostPlan,
+    fleet_id,
+    plan_rehost,
+    translation_lines,
+)
 
 __all__ = [
     "FLEET_TAG",
@@ -16,6 +25,7 @@ __all__ = [
     "check_health",
     "choose_image",
     "choose_size",
+    "fleet_id",
     "plan_rehost",
     "rollback",
     "translate",

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..compute import Compute, ComputeCapability, ImageRef, Instance, InstanceSpec
+from ..changes import Action, Change, JsonValue
+from ..compute import Compute, ComputeCapability, ImageRef, Instance, InstanceSpec, InstanceState
 from .mapping import Translation, translate
 
 __all__ = [
@@ -37,6 +38,8 @@ class PlannedInstance:
     translation: Translation
     target_spec: InstanceSpec
     """What is created on the target: the spec with failover's tags, minus what the target cannot hold."""
+    existing: Instance | None = None
+    """The target instance an earlier run created for this one (found by its tags), if any."""
 
     def row(self) -> dict[str, Any]:
         t = self.translation
@@ -68,6 +71,35 @@ class RehostPlan:
     @property
     def creatable(self) -> list[PlannedInstance]:
         return [p for p in self.instances if p.translation.creatable]
+
+    def changes(self) -> list[Change]:
+        """One per instance that can be rebuilt: created, started again (an earlier run's instance
+        was stopped), or found running (nothing to do but check it)."""
+        out = []
+        for planned in self.creatable:
+            t = planned.translation
+            resource = f"instance {planned.source.name} on {self.target_provider} (fleet {self.fleet})"
+            existing = planned.existing
+            if existing is None:
+                wanted: dict[str, JsonValue] = {
+                    "size": t.size.id if t.size else None,
+                    "image": f"{t.image.os} {t.image.version} ({t.image.id})" if t.image else None,
+                }
+                if t.size and t.size.price_per_hour is not None:
+                    wanted["hourly_price"] = t.size.price_per_hour
+                source = f"{planned.key}: {planned.source.size}, {t.spec.image}"
+                out.append(Change(Action.CREATE, resource, None, wanted, f"rebuilt from {source}"))
+            elif existing.state in (InstanceState.STOPPED, InstanceState.STOPPING):
+                before = {"id": existing.id, "state": existing.state.value}
+                out.append(Change(Action.UPDATE, resource, before, {"id": existing.id, "state": "running"}))
+            else:
+                state = {"id": existing.id, "state": existing.state.value}
+                out.append(Change(Action.READ, resource, state, None, "created by an earlier run: reused"))
+        return out
+
+    def notes(self) -> list[str]:
+        """What each instance's translation misses, and the instances that cannot be rebuilt."""
+        return translation_notes([p.row() for p in self.instances])
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,6 +164,9 @@ def plan_rehost(
     caps = target.capabilities
     plan = RehostPlan(source.name, target.name, fleet)
     images_apply = bool(catalog.images)
+    earlier = {}
+    if ComputeCapability.TAGS in caps:
+        earlier = {i.tags.get(SOURCE_TAG): i for i in target.list_instances({FLEET_TAG: fleet})}
     for instance in source.list_instances(selector or None):
         spec, losses, problems = spec_from_instance(instance, source, health_check=health_check)
         if spec.user_data and user_data_replace:
@@ -152,7 +187,7 @@ def plan_rehost(
             ssh_keys=spec.ssh_keys if ComputeCapability.SSH_KEYS in caps else (),
             tags={**spec.tags, FLEET_TAG: fleet, SOURCE_TAG: key},
         )
-        plan.instances.append(PlannedInstance(instance, key, translation, target_spec))
+        plan.instances.append(PlannedInstance(instance, key, translation, target_spec, earlier.get(key)))
     return plan
 
 

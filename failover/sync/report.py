@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from ..changes import Action, Change, JsonValue
+
 __all__ = ["JSON_SCHEMA", "KEY_KINDS", "KEY_LIMIT", "MAX_EXAMPLES", "BucketReport", "Fidelity", "SyncReport", "iso"]
 
 MAX_EXAMPLES = 50
@@ -189,6 +191,24 @@ class SyncReport:
             and (self.dry_run or self.total("listed") == self.done())
         )
 
+    def changes(self) -> list[Change]:
+        """What the run would change (a dry run) or changed, per bucket: a target bucket created,
+        objects copied, target objects deleted."""
+        out = []
+        for b in self.buckets:
+            if b.created:
+                out.append(Change(Action.CREATE, f"bucket {b.target}"))
+            copies, size = (b.to_copy, b.to_copy_bytes) if self.dry_run else (b.copied, b.copied_bytes)
+            if copies:
+                detail = f"{b.unchanged} unchanged" + (f", {b.skipped} skipped" if b.skipped else "")
+                after: dict[str, JsonValue] = {"objects": copies, "bytes": size}
+                out.append(Change(Action.COPY, f"{b.source} -> {b.target}", None, after, detail))
+            deletes = b.delete_candidates if self.dry_run else b.deleted
+            if deletes:
+                what = f"{deletes} object(s) of {b.target} that {b.source} does not hold"
+                out.append(Change(Action.DELETE, what, {"objects": deletes}, None))
+        return out
+
     def to_json(self) -> dict[str, Any]:
         buckets = [asdict(b) for b in self.buckets]
         seconds = self.duration or 1e-9
@@ -257,6 +277,7 @@ class SyncReport:
                 "examples": self.fidelity.examples,
             },
             "buckets": buckets,
+            "changes": [c.to_json() for c in self.changes()],
             "errors": self.errors,
             "keys": self.keys,
             "keys_not_listed": dict(self.keys_not_listed),

@@ -66,23 +66,6 @@ class _Upload:
 
 
 @dataclass
-class _Space:
-    buckets: dict[str, dict[str, _Object]] = field(default_factory=dict)
-    created: dict[str, datetime] = field(default_factory=dict)
-    uploads: dict[str, dict[str, _Upload]] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-
-_SPACES: dict[str, _Space] = {}
-_SPACES_LOCK = threading.Lock()
-
-
-def _space(name: str) -> _Space:
-    with _SPACES_LOCK:
-        return _SPACES.setdefault(name, _Space())
-
-
-@dataclass
 class Faults:
     """Misbehaviour on purpose. Each hook is plain data a test sets; every call of an operation
     counts (``calls``), faults or not."""
@@ -118,6 +101,25 @@ class Faults:
                 raise error() if callable(error) and not isinstance(error, BaseException) else error
 
 
+@dataclass
+class _Space:
+    buckets: dict[str, dict[str, _Object]] = field(default_factory=dict)
+    created: dict[str, datetime] = field(default_factory=dict)
+    uploads: dict[str, dict[str, _Upload]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    faults: Faults | None = None
+    """Faults every store opened on this space shares (see :meth:`MemoryStore.space_faults`)."""
+
+
+_SPACES: dict[str, _Space] = {}
+_SPACES_LOCK = threading.Lock()
+
+
+def _space(name: str) -> _Space:
+    with _SPACES_LOCK:
+        return _SPACES.setdefault(name, _Space())
+
+
 class _Body:
     def __init__(self, data: memoryview, limit: int | None) -> None:
         self._data = data
@@ -148,7 +150,7 @@ class MemoryStore(ObjectStore):
         super().__init__(name, self.declared_capabilities(options))
         self.options = options
         self.space = _space(options.space)
-        self.faults = Faults()
+        self.faults = self.space.faults or Faults()
 
     @classmethod
     def declared_capabilities(cls, options: MemoryOptions) -> StoreCapabilities:
@@ -158,6 +160,16 @@ class MemoryStore(ObjectStore):
     @classmethod
     def from_spec(cls, spec: ServiceSpec) -> MemoryStore:
         return cls(spec.provider, spec.options)
+
+    @staticmethod
+    def space_faults(space: str) -> Faults:
+        """Faults shared by every store opened on ``space`` from now on (until :meth:`reset`):
+        how a test makes the stores a command opens by itself misbehave."""
+        found = _space(space)
+        with found.lock:
+            if found.faults is None:
+                found.faults = Faults()
+            return found.faults
 
     @property
     def namespace(self) -> str:

@@ -125,9 +125,18 @@ def test_dry_run_changes_nothing_on_any_server(lab: LabInfo, failover_seeded_lab
     assert report["outcome"] == "planned" and report["dry_run"] is True
     steps = {s["id"]: s for s in report["steps"]}
     assert all(s["status"] == "planned" for s in steps.values()), steps
-    assert any("lower TTL to 60 s on aws: www.social.example A" in line for line in steps["dns-prepare"]["lines"])
-    assert any("aws:media -> onprem:media" in line for line in steps["copy-buckets"]["lines"])
-    assert any(line.startswith("web-1 (t3.small") for line in steps["rehost"]["lines"])
+    # The plan is typed changes per step: an action on a named resource, before and after.
+    lowered = [c for c in steps["dns-prepare"]["changes"] if c["resource"] == "record www.social.example A on aws"]
+    assert [c["action"] for c in lowered] == ["update"] and lowered[0]["after"]["ttl"] == 60
+    assert lowered[0]["before"]["ttl"] > 60 and lowered[0]["before"]["values"] == lowered[0]["after"]["values"]
+    copies = {c["resource"]: c for c in steps["copy-buckets"]["changes"] if c["action"] == "copy"}
+    assert copies["aws:media -> onprem:media"]["after"]["objects"] > 0
+    created = {c["resource"].split(" on ")[0]: c for c in steps["rehost"]["changes"] if c["action"] == "create"}
+    assert created["instance web-1"]["after"]["size"] == "host"
+    assert "t3.small" in created["instance web-1"]["detail"]
+    text = run_cli("run", EVACUATE, "--dry-run", env=state_dir)
+    assert "~ update record www.social.example A on aws: ttl" in text.stdout
+    assert "+ create instance web-1" in text.stdout
     assert _snapshot(lab) == before
     assert not Path(state_dir["FAILOVER_STATE_DIR"], "runs").exists() or not any(
         Path(state_dir["FAILOVER_STATE_DIR"], "runs").glob("*/state.json")

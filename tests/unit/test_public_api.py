@@ -27,7 +27,22 @@ EXPECTED = {
         "PROVIDER_OWNED_TYPES", "Dns", "DnsCapabilities", "DnsCapability", "NameserverAddress", "RecordSet", "Zone",
         "canonical_name", "canonical_value", "portable_records", "query", "record_set",
     },
-    "failover.testing": {"Faults", "MemoryOptions", "MemoryStore"},
+    "failover.testing": {
+        "Faults", "MemoryCompute", "MemoryComputeOptions", "MemoryDns", "MemoryDnsOptions", "MemoryOptions",
+        "MemoryStore", "reset_services",
+    },
+    "failover.changes": {"Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json"},
+    "failover.commands": {
+        "RehostRefused", "RehostRequest", "RehostRun", "SyncRun", "plan_rehost_fleet", "rehost", "rehost_rollback",
+        "sync", "verify", "write_json",
+    },
+    "failover.playbook.outputs": {
+        "DnsCutoverOutput", "DnsPrepareOutput", "FleetInstance", "HealthOutput", "InventoryOutput", "NoOutput",
+        "RehostOutput", "StepOutput", "SyncOutput", "VerifyOutput",
+    },
+    "failover.playbook.steps": {
+        "KINDS", "ApprovalPending", "Context", "Outcome", "Planned", "Requirement", "StepKind", "kind_of", "undo_step",
+    },
 }  # fmt: skip
 
 
