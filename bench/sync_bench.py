@@ -202,6 +202,8 @@ def main() -> None:
             "large": [args.large_mib * MIB] * args.large,
         }
         for phase, sizes in phases.items():
+            if not sizes:
+                continue  # --small 0 or --large 0: that phase is not measured
             total = seed(a, phase, sizes)
             runs: dict[str, list[Measure]] = {"failover": [], "rclone_copy": [], "rclone_copy_M": []}
             runs["rclone_check_download"] = []

@@ -15,14 +15,12 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from .compute import Compute
 from .config import Providers
 from .connect import open_compute
 from .errors import ConfigError, FailoverError
 from .files import write_atomic
-from .rehost import RehostPlan, RehostReport, apply_plan, fleet_id, plan_rehost, rollback
 from .secrets import redact
 from .sync import (
     Progress,
@@ -35,6 +33,10 @@ from .sync import (
     open_locations,
     run_verify,
 )
+
+if TYPE_CHECKING:  # the rehost machinery is imported when a rehost runs, not by every command
+    from .compute import Compute
+    from .rehost import RehostPlan, RehostReport
 
 __all__ = [
     "RehostRefused",
@@ -127,6 +129,8 @@ class RehostRequest:
     def fleet_name(self) -> str:
         """The target fleet: as given, or derived from source, target and selection (so a re-run
         of the same command finds the same fleet)."""
+        from .rehost import fleet_id
+
         return self.fleet or fleet_id(self.source, self.target, self.select)
 
 
@@ -143,6 +147,8 @@ def plan_rehost_fleet(providers: Providers, request: RehostRequest) -> RehostPla
 
 
 def _plan(request: RehostRequest, src: Compute, dst: Compute) -> RehostPlan:
+    from .rehost import plan_rehost
+
     return plan_rehost(
         src,
         dst,
@@ -163,6 +169,8 @@ def rehost(
     """Rebuild the selected instances on the target: create (or find, or start) each, wait until
     it runs, health-check it. ``before_create`` is called with the plan before anything is created
     (a playbook records the fleet there, so a crash from then on can still be rolled back)."""
+    from .rehost import apply_plan
+
     with open_compute(providers, request.source) as src, open_compute(providers, request.target) as dst:
         plan = _plan(request, src, dst)
         if not plan.instances:
@@ -190,5 +198,7 @@ def rehost_rollback(
 ) -> list[str]:
     """Destroy every instance of the request's fleet on its target (only what rehost created:
     tagged with the fleet); the ids destroyed."""
+    from .rehost import rollback
+
     with open_compute(providers, request.target) as dst:
         return rollback(dst, request.fleet_name, progress)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from .compute import Compute
 from .config import Providers
-from .dns import Dns
 from .registry import load_adapter
-from .storage import ObjectStore
+
+if TYPE_CHECKING:  # imported for annotations only: a storage command need not load the DNS library
+    from .compute import Compute
+    from .dns import Dns
+    from .storage import ObjectStore
 
 __all__ = ["open_account", "open_compute", "open_dns", "open_store", "same_store"]
 
@@ -38,19 +40,19 @@ def open_store(providers: Providers, name: str, *, option_overrides: Mapping[str
         options = type(spec.options).model_validate({**spec.options.model_dump(), **option_overrides})
         spec = dataclasses.replace(spec, options=options)
     adapter = load_adapter("storage", spec.type)
-    return cast(ObjectStore, adapter.from_spec(spec))
+    return cast("ObjectStore", adapter.from_spec(spec))
 
 
 def open_compute(providers: Providers, name: str) -> Compute:
     """The compute adapter of provider ``name``."""
     spec = providers.spec(name, "compute")
-    return cast(Compute, load_adapter("compute", spec.type).from_spec(spec))
+    return cast("Compute", load_adapter("compute", spec.type).from_spec(spec))
 
 
 def open_dns(providers: Providers, name: str) -> Dns:
     """The DNS adapter of provider ``name``."""
     spec = providers.spec(name, "dns")
-    return cast(Dns, load_adapter("dns", spec.type).from_spec(spec))
+    return cast("Dns", load_adapter("dns", spec.type).from_spec(spec))
 
 
 def open_account(providers: Providers, name: str) -> Any:

@@ -19,15 +19,26 @@ from .. import __version__
 from ..errors import FailoverError
 from ..secrets import redact
 from .app import EXIT_INTERNAL, EXIT_INTERRUPTED, App, setup_logging
-from .browse import ls
-from .compute import inventory, rehost
-from .dnscmd import dns
-from .providers import providers
-from .run import run as run_playbook_command
-from .run import validate
-from .sync import sync, verify
 
 __all__ = ["cli", "main"]
+
+
+COMMANDS = {
+    "lab": "failover.lab.cli:lab",
+    "providers": "failover.cli.providers:providers",
+    "ls": "failover.cli.browse:ls",
+    "sync": "failover.cli.sync:sync",
+    "verify": "failover.cli.sync:verify",
+    "inventory": "failover.cli.compute:inventory",
+    "rehost": "failover.cli.compute:rehost",
+    "run": "failover.cli.run:run",
+    "dns": "failover.cli.dnscmd:dns",
+    "validate": "failover.cli.run:validate",
+}
+"""Each command and where it lives. A command's module (and what it needs: pydantic models,
+providers, SDKs) is imported only when that command runs, so ``failover sync`` does not pay for
+the playbook runner, the DNS library or the lab, and ``--help`` lists them all by name. The lab
+lives in localstack/ (imported as failover.lab), so the core package never imports it statically."""
 
 
 class _Cli(click.Group):
@@ -35,6 +46,16 @@ class _Cli(click.Group):
     people type them at the end, and scripts append them."""
 
     FLAGS_ANYWHERE = frozenset({"--json", "-q", "--quiet", "--debug"})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, _, name = where.partition(":")
+        return cast(click.Command, getattr(importlib.import_module(module), name))
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
@@ -65,24 +86,6 @@ def cli(
     --json, -q and --debug may also follow the command."""
     setup_logging(debug, log_file)
     ctx.obj = App(providers_path=providers_path, json=json_output, quiet=quiet, debug=debug)
-
-
-def _lab_group() -> click.Command:
-    # The lab lives in localstack/ (imported as failover.lab); attached here by name so the core
-    # package never imports it statically.
-    return cast(click.Command, importlib.import_module("failover.lab.cli").lab)
-
-
-cli.add_command(_lab_group())
-cli.add_command(providers)
-cli.add_command(ls)
-cli.add_command(sync)
-cli.add_command(verify)
-cli.add_command(inventory)
-cli.add_command(rehost)
-cli.add_command(run_playbook_command)
-cli.add_command(dns)
-cli.add_command(validate)
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:

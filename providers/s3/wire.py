@@ -63,37 +63,33 @@ def network_error(exc: BaseException, operation: str, target: str) -> ProviderEr
     return ConnectionLost(f"{type(exc).__name__}: {exc}", operation=operation, target=target)
 
 
-class _Connection(AWSConnection, http.client.HTTPConnection):  # type: ignore[misc] # botocore-stubs type it for urllib3
-    """A plain-HTTP connection with botocore's Expect: 100-continue handling, a connect timeout of
-    its own, and TCP_NODELAY (requests are small and latency-bound)."""
+class _Tuned:
+    """What both connection classes add: a connect timeout of its own (the read timeout stays for
+    the answer), and TCP_NODELAY (requests are small and latency-bound)."""
+
+    timeout: float | None
+    sock: socket.socket
 
     def __init__(self, host: str, port: int, *, connect_timeout: float, read_timeout: float, **kwargs: Any) -> None:
-        super().__init__(host, port, timeout=read_timeout, **kwargs)
+        super().__init__(host, port, timeout=read_timeout, **kwargs)  # type: ignore[call-arg] # the http.client class next in the MRO
         self.connect_timeout = connect_timeout
 
     def connect(self) -> None:
         read_timeout, self.timeout = self.timeout, self.connect_timeout
         try:
-            super().connect()
+            super().connect()  # type: ignore[misc] # the http.client class next in the MRO
         finally:
             self.timeout = read_timeout
         self.sock.settimeout(read_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class _TlsConnection(AWSConnection, http.client.HTTPSConnection):  # type: ignore[misc] # as above
-    def __init__(self, host: str, port: int, *, connect_timeout: float, read_timeout: float, **kwargs: Any) -> None:
-        super().__init__(host, port, timeout=read_timeout, **kwargs)
-        self.connect_timeout = connect_timeout
+class _Connection(_Tuned, AWSConnection, http.client.HTTPConnection):  # type: ignore[misc] # botocore-stubs type it for urllib3
+    """A plain-HTTP connection with botocore's Expect: 100-continue handling."""
 
-    def connect(self) -> None:
-        read_timeout, self.timeout = self.timeout, self.connect_timeout
-        try:
-            super().connect()
-        finally:
-            self.timeout = read_timeout
-        self.sock.settimeout(read_timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+class _TlsConnection(_Tuned, AWSConnection, http.client.HTTPSConnection):  # type: ignore[misc] # as above
+    """The same over TLS (the context carries the verification settings)."""
 
 
 class _Pool:

@@ -17,6 +17,10 @@ from typing import Any
 import pytest
 from failover.lab import LabInfo
 
+from failover.config import Providers
+from failover.connect import open_store
+from failover.headermeta import decode_value
+from failover.types import ObjectMeta
 from tests.helpers import all_objects, raw_s3, run_cli, snapshot, unique
 
 MIB = 1024 * 1024
@@ -363,3 +367,29 @@ def test_bandwidth_limit_and_progress(lab: LabInfo) -> None:
     assert elapsed >= 4.5, f"6 MiB at 1 MiB/s took only {elapsed:.1f} s"
     line = next(line for line in result.stderr.splitlines() if line.startswith("sync: ") and "ETA" in line)
     assert "objects" in line and "MiB" in line and "obj/s" in line
+
+
+def test_hostile_metadata_from_a_source_never_becomes_a_header_on_the_target(
+    lab: LabInfo, lab_providers: Providers
+) -> None:
+    """A local-disk source can hold any text as metadata. A Content-Type carrying CRLF and a
+    second header is refused (that object named, nothing sent for it); user metadata carrying the
+    same is carried encoded, and comes back as it was."""
+    bucket = unique("hostile")
+    injection = "text/plain\r\nx-amz-acl: public-read"
+    with open_store(lab_providers, "disk") as disk:
+        disk.create_bucket(bucket)
+        disk.put(bucket, "evil.txt", b"evil", meta=ObjectMeta(content_type=injection))
+        disk.put(bucket, "fine.txt", b"fine", meta=ObjectMeta(content_type="text/plain", user={"note": injection}))
+    result = run_cli("--json", "sync", f"disk:{bucket}", f"onprem:{bucket}")
+    assert result.code == 1, result.stdout + result.stderr
+    errors = {e["key"]: e["error"] for e in result.json["errors"]}
+    assert list(errors) == ["evil.txt"] and "line break" in errors["evil.txt"] and "not sent" in errors["evil.txt"]
+    assert result.json["complete"] is False
+    onprem = raw_s3(lab, "onprem")
+    assert sorted(all_objects(onprem, bucket)) == ["fine.txt"]
+    head = onprem.head_object(Bucket=bucket, Key="fine.txt")
+    assert decode_value(head["Metadata"]["note"]) == injection
+    assert "x-amz-acl" not in head["ResponseMetadata"]["HTTPHeaders"]
+    acl = onprem.get_object_acl(Bucket=bucket, Key="fine.txt")
+    assert not [g for g in acl["Grants"] if g["Grantee"].get("URI", "").endswith("/global/AllUsers")]
