@@ -3,7 +3,7 @@ equivalent. Read-only."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from .compute import Compute, ComputeCapability
@@ -12,17 +12,37 @@ from .connect import open_account, open_compute, open_dns, open_store
 from .dns import Zone
 from .errors import FailoverError
 
-__all__ = ["AccountInspector", "Inventory", "NonPortable", "take_inventory"]
+__all__ = ["AccountInspector", "Inventory", "NonPortable", "label", "take_inventory"]
 
 
 @dataclass(frozen=True)
 class NonPortable:
-    """A resource of a service with no portable equivalent (it must be rebuilt by hand)."""
+    """A resource of a service with no portable equivalent (it must be rebuilt by hand), labelled
+    with the ``failover lint`` rule for its service (:func:`label`): one vocabulary for a live
+    account and a repository."""
 
     service: str
+    """The AWS SDK's service id (``sqs``, ``cognito-idp``)."""
     kind: str
     name: str
     detail: str = ""
+    rule: str = ""
+    portability: str = ""
+    """proprietary, managed or portable, as lint classes the service."""
+    replacement: str = ""
+    effort: str = ""
+
+
+def label(item: NonPortable) -> NonPortable:
+    """``item`` with its lint rule's id, class, replacement and effort (unchanged if no rule)."""
+    from .lint import shipped_rules
+
+    rule = shipped_rules().for_service(item.service)
+    if rule is None:
+        return item
+    return replace(
+        item, rule=rule.id, portability=rule.portability.value, replacement=rule.replacement, effort=rule.effort
+    )
 
 
 class AccountInspector(Protocol):
@@ -120,7 +140,8 @@ def take_inventory(providers: Providers, name: str, *, sizes: bool = True) -> In
         inspector: AccountInspector = open_account(providers, name)
         try:
             found, unchecked = inspector.non_portable()
-            inventory.non_portable, inventory.unchecked = found, inventory.unchecked + unchecked
+            inventory.non_portable = [label(item) for item in found]
+            inventory.unchecked += unchecked
         except FailoverError as error:
             inventory.unchecked.append(f"account: {error}")
         finally:

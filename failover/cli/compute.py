@@ -63,8 +63,15 @@ def inventory(app: App, provider: str, no_sizes: bool) -> int:
     if found.dns_zones:
         app.table(["zone", "id", "records"], [[z.name, z.id, z.records] for z in found.dns_zones], title="DNS zones")
     if found.non_portable:
-        rows = [[n.service, n.kind, n.name, n.detail] for n in found.non_portable]
-        app.table(["service", "kind", "name", "detail"], rows, title="no portable equivalent (rebuild by hand)")
+        rows = [
+            [n.service, n.kind, n.name, n.detail, n.portability or "-", n.replacement or "-"]
+            for n in found.non_portable
+        ]
+        app.table(
+            ["service", "kind", "name", "detail", "class", "replace with"],
+            rows,
+            title="no portable equivalent (rebuild by hand; classes and replacements as failover lint has them)",
+        )
     for note in found.unchecked:
         app.say(f"not checked: {note}", style="yellow")
     return 0

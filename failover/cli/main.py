@@ -30,6 +30,7 @@ COMMANDS = {
     "sync": "failover.cli.sync:sync",
     "verify": "failover.cli.sync:verify",
     "inventory": "failover.cli.compute:inventory",
+    "lint": "failover.cli.lint:lint_command",
     "rehost": "failover.cli.compute:rehost",
     "run": "failover.cli.run:run",
     "dns": "failover.cli.dnscmd:dns",

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,6 +44,9 @@ EXPECT_CONTINUE_MIN = 1024 * 1024
 """Bodies from this size ask ``Expect: 100-continue`` (where the vendor answers it)."""
 _USER_AGENT = "failover"
 _ERROR_BODY_LIMIT = 65536
+_log = logging.getLogger("failover.s3.wire")
+_UNLOGGED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
+"""Never logged, not even with --debug: the signature and the session token."""
 
 
 _MAX_IDLE = 64
@@ -170,6 +175,30 @@ class Reply:
             self._drop()
 
 
+def _log_exchange(
+    method: str, host: str, url: str, sent: Mapping[str, str], size: int, reply: Reply, seconds: float, reused: bool
+) -> None:
+    """One --debug line per request: what was sent (never the signature or a token) and what came back."""
+    headers = " ".join(f"{k}={v!r}" for k, v in sorted(sent.items()) if k not in _UNLOGGED_HEADERS)
+    answered = " ".join(
+        f"{k}={reply.headers[k]!r}"
+        for k in ("content-length", "content-type", "etag", "x-amz-request-id", "x-amz-version-id")
+        if k in reply.headers
+    )
+    _log.debug(
+        "%s %s%s (%d bytes, %s connection) [%s] -> %d in %.1f ms [%s]",
+        method,
+        host,
+        url,
+        size,
+        "kept-alive" if reused else "new",
+        headers,
+        reply.status,
+        seconds * 1000,
+        answered,
+    )
+
+
 class Wire:
     def __init__(
         self,
@@ -287,6 +316,8 @@ class Wire:
             # Not signed: a proxy may drop it, and a missing Expect only costs the early answer.
             wire_headers["Expect"] = b"100-continue"
         pool = self._pool(host)
+        debug = _log.isEnabledFor(logging.DEBUG)
+        started = time.monotonic() if debug else 0.0
         for attempt in (1, 2):
             conn, reused = pool.get()
             try:
@@ -295,10 +326,21 @@ class Wire:
                 break
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
+                if debug:
+                    _log.debug(
+                        "%s %s%s failed on a %s connection: %r",
+                        method,
+                        host,
+                        url,
+                        "kept-alive" if reused else "new",
+                        exc,
+                    )
                 if reused and attempt == 1 and isinstance(exc, _STALE):
                     continue  # the server had closed this kept-alive connection: once more, on a fresh one
                 raise network_error(exc, operation, target) from exc
         reply = Reply(response, conn, pool, target)
+        if debug:
+            _log_exchange(method, host, url, sent, len(body or b""), reply, time.monotonic() - started, reused)
         if reply.status >= 300:
             raise self._error(reply, method, operation, target)
         if stream:

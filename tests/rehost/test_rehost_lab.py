@@ -88,6 +88,10 @@ def test_inventory_of_the_seeded_account(lab: LabInfo, seeded: dict[str, Any]) -
         ("sns", "notifications"),
         ("secretsmanager", "social/db-password"),
     } <= services
+    # Labelled with failover lint's rules: one vocabulary for an account and a repository.
+    labels = {n["service"]: (n["rule"], n["portability"]) for n in found["non_portable"]}
+    assert labels["lambda"] == ("aws-lambda", "proprietary") and labels["sqs"] == ("aws-sqs", "proprietary")
+    assert all(n["replacement"] for n in found["non_portable"])
     # What the emulator cannot answer is listed as not checked, never silently left out.
     assert any(note.startswith("dynamodb:") for note in found["unchecked"])
     assert "seeded-by-the-lab" not in result.stdout, "a secret's value never appears"

@@ -5,9 +5,9 @@ on the target request (a Content-Type holding CRLF once went on the wire as its 
 from __future__ import annotations
 
 import pytest
+from failover.providers.s3.codec import check_header, meta_from_headers, meta_to_headers
 
 from failover.errors import InvalidRequest
-from failover.providers.s3.codec import check_header, meta_from_headers, meta_to_headers
 from failover.types import ObjectMeta
 
 INJECTION = "text/plain\r\nx-amz-acl: public-read"
