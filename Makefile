@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 LAB_ROOT ?= $(CURDIR)/.lab
 # Server virtualenvs hold no data: the test and demo labs share them.
 export FAILOVER_LAB_CACHE ?= $(LAB_ROOT)/cache
-CHECKED := failover providers localstack tests bench setup.py
+CHECKED := failover providers localstack playbooks tests bench setup.py
 
 .PHONY: install lint typecheck test reliability demo lab-up lab-down bench clean
 

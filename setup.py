@@ -1,14 +1,20 @@
 """Lists the packages under the folder mapping in pyproject.toml.
 
-`providers/` installs as `failover.providers` and `localstack/` as `failover.lab`; setuptools'
-automatic discovery cannot express that remapping, so the package list is derived here.
+`providers/` installs as `failover.providers`, `localstack/` as `failover.lab` and `playbooks/` as
+`failover.playbooks`; setuptools' automatic discovery cannot express that remapping, so the package
+list is derived here.
 """
 
 from pathlib import Path
 
 from setuptools import setup
 
-ROOTS = {"failover": "failover", "failover.providers": "providers", "failover.lab": "localstack"}
+ROOTS = {
+    "failover": "failover",
+    "failover.providers": "providers",
+    "failover.lab": "localstack",
+    "failover.playbooks": "playbooks",
+}
 
 
 def packages() -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json"]
+__all__ = ["Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json", "undo_of"]
 
 JsonValue = None | bool | int | float | str | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
 
@@ -111,3 +111,16 @@ def change_line(change: Change) -> str:
     if change.detail:
         line += f" ({change.detail})"
     return line
+
+
+_INVERSE = {Action.CREATE: Action.DELETE, Action.DELETE: Action.CREATE, Action.UPDATE: Action.UPDATE}
+
+
+def undo_of(changes: Sequence[Change]) -> list[Change]:
+    """What undoing ``changes`` does, newest first: creates become deletes, deletes creates, updates
+    swap their before and after. Changes that alter nothing (copy, read, wait, ask, send) have no undo."""
+    return [
+        Change(_INVERSE[c.action], c.resource, c.after, c.before, f"undo: {c.detail}" if c.detail else "undo")
+        for c in reversed(changes)
+        if c.action in _INVERSE
+    ]

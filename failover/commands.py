@@ -91,13 +91,15 @@ def sync(
     return SyncRun(report, engine.abandoned, report_file)
 
 
-def verify(providers: Providers, source: str, target: str, options: VerifyOptions) -> VerifyReport:
+def verify(
+    providers: Providers, source: str, target: str, options: VerifyOptions, progress: Progress | None = None
+) -> VerifyReport:
     """Compare ``source`` with ``target``: missing, different and extra keys. The sync journal of
     the pair (its default place unless ``options.journal``) supplies recorded digests."""
     src, dst, source_store, target_store = open_locations(providers, source, target)
     options = replace(options, journal=options.journal or default_journal_path(src, dst))
     try:
-        return run_verify(source_store, target_store, src, dst, options)
+        return run_verify(source_store, target_store, src, dst, options, progress)
     finally:
         source_store.close()
         if target_store is not source_store:

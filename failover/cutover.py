@@ -17,6 +17,7 @@ playbook runner persists them and can roll back after a crash.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import Field, dataclass, field, fields
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 from .changes import Action, Change, JsonValue
 from .dns import Dns, DnsCapability, RecordSet, portable_records, query, record_set
-from .errors import FailoverError
+from .errors import FailoverError, NotFound
 
 __all__ = [
     "Confirmation",
@@ -191,7 +192,15 @@ def restore(dns: Dns, zone: str, previous: list[RecordSet], written: list[Record
     before = {r.key for r in previous}
     added = [r for r in written if r.key not in before]
     if previous or added:
-        dns.apply(zone, upserts=previous, deletes=added)
+        # NotFound: the zone itself is gone (deleted by hand, or by another run's rollback): nothing of ours is left.
+        with contextlib.suppress(NotFound):
+            dns.apply(zone, upserts=previous, deletes=added)
+
+
+def _delete_zone(dns: Dns, zone: str) -> None:
+    """Delete a zone a run created; one already gone is what a rollback wants (a no-op)."""
+    with contextlib.suppress(NotFound):
+        dns.delete_zone(zone)
 
 
 # -- cut over ----------------------------------------------------------------------------------------
@@ -389,7 +398,7 @@ def rollback_cutover(plan: CutoverPlan, source: Dns, target: Dns) -> None:
     if plan.repoint_source:
         restore(source, plan.zone, plan.previous_source, plan.repoint_source)
     if plan.create_zone:
-        target.delete_zone(plan.zone)
+        _delete_zone(target, plan.zone)
     else:
         restore(target, plan.zone, plan.previous_target, plan.repoint_target)
 
@@ -406,8 +415,8 @@ def rollback_prepare(plan: PreparePlan, source: Dns, target: Dns) -> None:
     """Undo a prepare: the source's TTLs back, the target zone removed (if it was created) or its
     sets back as they were."""
     if plan.lower:
-        source.apply(plan.zone, upserts=plan.previous_source)
+        restore(source, plan.zone, plan.previous_source, [])
     if plan.create_zone:
-        target.delete_zone(plan.zone)
+        _delete_zone(target, plan.zone)
     elif plan.copy:
         restore(target, plan.zone, plan.previous_target, plan.copy)

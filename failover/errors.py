@@ -74,6 +74,12 @@ class PlaybookError(FailoverError):
     exit_code = 2
 
 
+class Interrupted(FailoverError):
+    """Stopped by Ctrl-C or SIGTERM after recording what was done; re-running the command resumes."""
+
+    exit_code = 130
+
+
 class StepFailed(FailoverError):
     """A playbook step ended in failure."""
 

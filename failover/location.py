@@ -24,6 +24,14 @@ class Location:
 
 def parse_location(text: str) -> Location:
     """Parse ``provider:`` or ``provider:bucket`` or ``provider:bucket/prefix``."""
+    scheme, found, path = text.partition("://")
+    if found and scheme:
+        bucket = path.split("/", 1)[0]
+        raise ConfigError(
+            f"{text!r}: failover names locations by provider, not by URL scheme",
+            hint=f"write PROVIDER:{path or 'BUCKET'} with a provider from your providers file "
+            f"(e.g. aws:{bucket or 'BUCKET'}); `failover providers check` lists them",
+        )
     provider, colon, rest = text.partition(":")
     if not colon or not provider:
         raise ConfigError(

@@ -42,12 +42,20 @@ def up(app: App) -> int:
 @lab.command()
 @pass_app
 def down(app: App) -> int:
-    """Stop the servers that 'lab up' started (external ones are left alone; data is kept)."""
+    """Stop the servers that 'lab up' started (external ones are left alone). SeaweedFS and PowerDNS
+    keep their data on disk; LocalStack keeps nothing (its community edition has no persistence),
+    so after the next 'lab up' its buckets, instances and zones are gone: 'failover lab seed' again."""
     stopped = Lab().down(app.progress)
+    lost = [name for name in stopped if name == "localstack"]
     if app.json:
-        app.emit_json({"stopped": stopped})
+        app.emit_json({"stopped": stopped, "data_lost": lost})
     else:
         app.say(f"stopped: {', '.join(stopped)}" if stopped else "nothing to stop")
+        if lost:
+            app.say(
+                "LocalStack keeps no data: its buckets, instances and zones are gone on the next 'lab up' "
+                "(run 'failover lab seed' again); SeaweedFS and PowerDNS keep theirs"
+            )
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .servers import ENV_CACHE, LabError
 
-__all__ = ["SARIF_SCHEMA_PACKAGE", "sarif_schema"]
+__all__ = ["CHROMIUM_PACKAGES", "SARIF_SCHEMA_PACKAGE", "chromium", "sarif_schema"]
 
 SARIF_SCHEMA_PACKAGE = "@microsoft/sarif-multitool-linux@5.7.0"
 """Microsoft's SARIF SDK ships the OASIS SARIF 2.1.0 JSON schema (sarif-2.1.0.json) in this npm
@@ -52,3 +52,22 @@ def sarif_schema(cache: Path | None = None) -> Path:
             partial.write_bytes(member.read())
     os.replace(partial, target)
     return target
+
+
+CHROMIUM_PACKAGES = ("chromium",)
+
+
+def chromium(cache: Path | None = None) -> tuple[Path, dict[str, str]]:
+    """Debian's Chromium, unpacked without root into the lab cache (with the libraries this machine
+    lacks): the browser binary and the environment to run it with."""
+    from .servers import unpack_debian
+
+    root_cache = ((cache or Path(os.environ.get(ENV_CACHE) or ".lab/cache")) / "chromium").resolve()
+    binary = root_cache / "root" / "usr" / "lib" / "chromium" / "chromium"
+    if not binary.is_file():
+        unpack_debian(CHROMIUM_PACKAGES, root_cache, hint="install it with: sudo apt-get install chromium")
+    lib = root_cache / "root" / "usr" / "lib"
+    libs = [str(p) for arch in ("x86_64-linux-gnu", "aarch64-linux-gnu") for p in (lib / arch, lib / arch / "pulseaudio")]
+    libs = [p for p in libs if Path(p).is_dir()]
+    env = {"LD_LIBRARY_PATH": ":".join([*libs, os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(":")}
+    return binary, env

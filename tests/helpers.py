@@ -112,3 +112,15 @@ def snapshot(client: Any) -> dict[str, dict[str, tuple[int, str]]]:
             key: (item["Size"], item["ETag"]) for key, item in list_keys(client, bucket["Name"]).items()
         }
     return state
+
+
+def seed(client: Any, bucket: str, objects: dict[str, dict[str, Any]]) -> None:
+    """Create ``bucket`` with boto3 and put ``objects`` (key -> {body, ContentType, ..., tags})."""
+    client.create_bucket(Bucket=bucket)
+    for key, spec in objects.items():
+        extra = {
+            k: v for k, v in spec.items() if k in ("ContentType", "CacheControl", "ContentDisposition", "Metadata")
+        }
+        if "tags" in spec:
+            extra["Tagging"] = "&".join(f"{k}={v}" for k, v in spec["tags"].items())
+        client.put_object(Bucket=bucket, Key=key, Body=spec["body"], **extra)

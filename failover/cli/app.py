@@ -18,6 +18,8 @@ from ..secrets import RedactingFilter, redact
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "App", "pass_app", "setup_logging"]
 
+JSON_SCHEMA = 1
+"""The version of every JSON document the CLI writes (docs/json.md); raised when a field changes meaning."""
 EXIT_INTERNAL = 70
 """A bug in failover (the message asks for a report)."""
 EXIT_INTERRUPTED = 130
@@ -74,6 +76,9 @@ class App:
             self.out.print(redact(message), markup=False, style=style)
 
     def emit_json(self, data: Any) -> None:
+        """One JSON document on stdout; every object carries ``"schema": 1`` (see docs/json.md)."""
+        if isinstance(data, dict) and "schema" not in data:
+            data = {"schema": JSON_SCHEMA, **data}
         sys.stdout.write(redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:

@@ -14,7 +14,7 @@ __all__ = ["ls"]
 
 @click.command()
 @click.argument("location")
-@click.option("--limit", type=int, default=None, help="Show at most this many objects.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many objects (1 or more).")
 @pass_app
 def ls(app: App, location: str, limit: int | None) -> int:
     """List buckets (PROVIDER:) or objects (PROVIDER:BUCKET[/PREFIX])."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -77,6 +78,19 @@ def inventory(app: App, provider: str, no_sizes: bool) -> int:
     return 0
 
 
+def _confirm(app: App, yes: bool, what: str) -> None:
+    """Ask a person before rehost changes a provider; refuse without a terminal unless --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty() or app.json:
+        raise ConfigError(
+            f"rehost would {what}: nobody is at a terminal to confirm", hint="add --yes (review first with --dry-run)"
+        )
+    answer = click.prompt(f"{what}? Type 'yes' to go on", default="", show_default=False, err=True)
+    if str(answer).strip().lower() != "yes":
+        raise ConfigError(f"not confirmed: nothing was changed ({what})", hint="re-run and type yes, or pass --yes")
+
+
 def _table(app: App, rows: list[dict[str, Any]]) -> None:
     """The translation table, then per instance what does not carry; notes every instance shares
     (the target's own limits) once at the end."""
@@ -114,6 +128,7 @@ def _table(app: App, rows: list[dict[str, Any]]) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Show the translation table; create nothing.")
 @click.option("--rollback", "do_rollback", is_flag=True, help="Destroy what rehost created for this fleet.")
+@click.option("--yes", is_flag=True, help="Create (or with --rollback destroy) without asking.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds for instances to be running.")
 @click.option("--health-timeout", type=float, default=120.0, show_default=True, help="Seconds for each health check.")
 @pass_app
@@ -129,13 +144,21 @@ def rehost(
     on_problem: str,
     dry_run: bool,
     do_rollback: bool,
+    yes: bool,
     timeout: float,
     health_timeout: float,
 ) -> int:
     """Rebuild SOURCE's instances on TARGET (provider names): translate sizes and images, create
     the fleet idempotently, wait until it runs, and health-check every instance. Exit 1 if any
     instance is unhealthy or cannot be rebuilt (nothing is created then, unless --on-problem
-    skip), naming it."""
+    skip), naming it. Asks before creating or destroying anything unless --yes.
+
+    \b
+    Example:
+      failover rehost aws onprem --select role=web --dry-run
+      failover rehost aws onprem --select role=web --yes
+      failover rehost aws onprem --select role=web --rollback --yes
+    """
     request = commands.RehostRequest(
         source=source,
         target=target,
@@ -148,6 +171,7 @@ def rehost(
         on_problem=on_problem,  # type: ignore[arg-type]
     )
     if do_rollback:
+        _confirm(app, yes, f"destroy every instance of fleet {request.fleet_name} on {target}")
         destroyed = commands.rehost_rollback(app.providers, request, app.progress)
         if app.json:
             app.emit_json({"fleet": request.fleet_name, "destroyed": destroyed})
@@ -171,6 +195,9 @@ def rehost(
     def show(plan: RehostPlan) -> None:
         if not app.json:
             _table(app, [p.row() for p in plan.instances])
+        creating = [p for p in plan.creatable if p.existing is None]
+        if creating:
+            _confirm(app, yes, f"create {len(creating)} instance(s) of fleet {plan.fleet} on {target}")
 
     run = commands.rehost(app.providers, request, progress=app.progress, before_create=show)
     report = run.report

@@ -49,7 +49,13 @@ def records(app: App, provider: str, zone: str) -> int:
 @dns.command("query")
 @click.argument("provider")
 @click.argument("name")
-@click.option("--type", "record_type", default="A", show_default=True)
+@click.option(
+    "--type",
+    "record_type",
+    type=click.Choice(["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"], case_sensitive=False),
+    default="A",
+    show_default=True,
+)
 @pass_app
 def query_command(app: App, provider: str, name: str, record_type: str) -> int:
     """Ask PROVIDER's nameserver for NAME over DNS, as a resolver would (exit 1: no answer)."""

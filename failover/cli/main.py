@@ -7,6 +7,7 @@ only with ``--debug``.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import traceback
@@ -33,6 +34,8 @@ COMMANDS = {
     "lint": "failover.cli.lint:lint_command",
     "rehost": "failover.cli.compute:rehost",
     "run": "failover.cli.run:run",
+    "playbooks": "failover.cli.playbooks:playbooks",
+    "report": "failover.cli.report:report",
     "dns": "failover.cli.dnscmd:dns",
     "validate": "failover.cli.run:validate",
 }
@@ -89,16 +92,29 @@ def cli(
     ctx.obj = App(providers_path=providers_path, json=json_output, quiet=quiet, debug=debug)
 
 
-def _fail(message: str, hint: str | None, code: int) -> int:
+_json_errors = False
+
+
+def _fail(message: str, hint: str | None, code: int, kind: str = "error") -> int:
+    """The error for people on stderr; with --json also as a JSON document on stdout, so a script
+    reading stdout gets one JSON value whatever happened."""
     click.echo(redact(f"error: {message}"), err=True)
     if hint:
         click.echo(redact(f"hint: {hint}"), err=True)
+    if _json_errors:
+        error = {"schema": 1, "error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}
+        click.echo(redact(json.dumps(error, indent=2, ensure_ascii=False)))
     return code
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (for tests and ``main``)."""
-    debug = "--debug" in (argv or sys.argv[1:]) or os.environ.get("FAILOVER_DEBUG") not in (None, "", "0")
+    global _json_errors
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("FAILOVER_DEBUG") not in (None, "", "0")
+    _json_errors = "--json" in args[: args.index("--") if "--" in args else len(args)] or (
+        "--format" in args and args[args.index("--format") + 1 : args.index("--format") + 2] == ["json"]
+    )
     try:
         result = cli.main(args=argv, prog_name="failover", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -106,12 +122,14 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         return _fail("aborted", None, EXIT_INTERRUPTED)
     except click.ClickException as exc:
+        if _json_errors:
+            return _fail(exc.format_message(), "see --help", int(exc.exit_code), "usage")
         exc.show()
         return int(exc.exit_code)
     except FailoverError as exc:
         if debug:
             click.echo(redact(traceback.format_exc()), err=True)
-        return _fail(str(exc), exc.hint, exc.exit_code)
+        return _fail(str(exc), exc.hint, exc.exit_code, type(exc).__name__)
     except KeyboardInterrupt:
         return _fail("interrupted", "re-running the same command resumes where it stopped", EXIT_INTERRUPTED)
     except BrokenPipeError:
@@ -123,6 +141,7 @@ def run(argv: list[str] | None = None) -> int:
             f"internal error: {type(exc).__name__}: {exc}",
             "this is a bug in failover; re-run with --debug and report the output",
             EXIT_INTERNAL,
+            "internal",
         )
     return int(result or 0)
 

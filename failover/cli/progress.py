@@ -1,107 +1,74 @@
-"""Progress for long work: a live bar on a terminal, a line every few seconds otherwise."""
+"""Progress on stderr: one line updated in place on a terminal, a new line every few seconds
+otherwise (logs, CI), both from :class:`failover.progress.ProgressMeter`."""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.live import Live
+from rich.text import Text
 
+from ..progress import ProgressMeter
 from ..secrets import redact
 
 __all__ = ["ProgressDisplay"]
 
+EVERY = 5.0
+"""Seconds between progress lines when stderr is not a terminal."""
 
-class ProgressDisplay:
-    """Objects and bytes done of those found so far, rate and ETA. Silent when ``enabled`` is False."""
 
-    def __init__(self, console: Console, *, enabled: bool, title: str) -> None:
+class _Line:
+    def __init__(self, meter: ProgressMeter) -> None:
+        self.meter = meter
+
+    def __rich__(self) -> Text:
+        return Text(redact(self.meter.line()), no_wrap=True, overflow="ellipsis")
+
+
+class ProgressDisplay(ProgressMeter):
+    """A meter that draws itself while the work runs. Silent when ``enabled`` is False; after
+    :meth:`stop` it draws nothing more (the summary and any error come after it, never a stale line)."""
+
+    def __init__(self, console: Console, *, enabled: bool, title: str, verb: str = "copied") -> None:
+        super().__init__(title, verb=verb)
         self.console = console
         self.enabled = enabled
-        self.title = title
-        self.live = enabled and console.is_terminal
-        self._lock = threading.Lock()
-        self.total_objects = self.done_objects = self.total_bytes = self.done_bytes = 0
-        self._started = time.monotonic()
-        self._last_line = time.monotonic()
-        self._progress: Progress | None = None
-        self._objects: TaskID | None = None
-        self._bytes: TaskID | None = None
+        self.live_display = enabled and console.is_terminal
+        self._live: Live | None = None
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.on_note = self._print_note
 
-    def __enter__(self) -> ProgressDisplay:
-        if self.live:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self._progress.start()
-            self._objects = self._progress.add_task(f"{self.title} objects", total=0)
-            self._bytes = self._progress.add_task(f"{self.title} bytes", total=0)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-        elif self.enabled and self.done_objects:
-            self._line(force=True)
-
-    def planned(self, objects: int, size: int) -> None:
-        with self._lock:
-            self.total_objects += objects
-            self.total_bytes += size
-        self._refresh()
-
-    def advanced(self, objects: int, size: int) -> None:
-        with self._lock:
-            self.done_objects += objects
-            self.done_bytes += size
-            if objects and self.total_objects < self.done_objects:
-                self.total_objects = self.done_objects
-            if self.total_bytes < self.done_bytes:
-                self.total_bytes = self.done_bytes
-        self._refresh()
-
-    def note(self, message: str) -> None:
-        if self.enabled:
+    def _print_note(self, message: str) -> None:
+        if self.enabled and not self._stopped.is_set():
             self.console.print(redact(message), markup=False)
 
-    def _refresh(self) -> None:
-        if self._progress is not None and self._objects is not None and self._bytes is not None:
-            self._progress.update(self._objects, total=self.total_objects, completed=self.done_objects)
-            self._progress.update(self._bytes, total=self.total_bytes, completed=self.done_bytes)
+    def __enter__(self) -> ProgressDisplay:
+        if self.live_display:
+            self._live = Live(_Line(self), console=self.console, refresh_per_second=4, transient=True)
+            self._live.start()
         elif self.enabled:
-            self._line()
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
+        return self
 
-    def _line(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_line < 5.0:
+    def _tick(self) -> None:
+        while not self._stopped.wait(EVERY):
+            if self.total_objects or self.checked_objects:
+                print(redact(self.line()), file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        """Stop drawing (idempotent). The last line stays on screen when work was done."""
+        if self._stopped.is_set():
             return
-        self._last_line = now
-        elapsed = max(now - self._started, 1e-6)
-        rate = self.done_bytes / elapsed
-        remaining = (self.total_bytes - self.done_bytes) / rate if rate > 0 else 0.0
-        print(
-            f"{self.title}: {self.done_objects}/{self.total_objects} objects, "
-            f"{self.done_bytes / 2**20:.1f}/{self.total_bytes / 2**20:.1f} MiB, "
-            f"{self.done_objects / elapsed:.0f} obj/s, {rate / 2**20:.1f} MiB/s, ETA {remaining:.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
+        self._stopped.set()
+        if self._live is not None:
+            self._live.stop()
+        if self.enabled and (self.done_objects or self.checked_objects):
+            print(redact(self.line()), file=sys.stderr, flush=True)
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -10,14 +10,24 @@ import click
 from ..changes import change_line
 from ..playbook import RunOptions, RunReport, load_playbook, parse_variables, provider_lookup, run_playbook
 from ..playbook.loader import LoadedPlaybook
+from ..playbook.runner import check_requirements
 from ..sync.engine import state_dir
 from .app import App, pass_app
 
 __all__ = ["run", "validate"]
 
 
+def _find(playbook: Path) -> Path:
+    """PLAYBOOK as given, or the shipped playbook of that name when no such file exists."""
+    if playbook.exists() or playbook.parent != Path("."):
+        return playbook
+    from ..playbook.shipped import shipped_playbook
+
+    return shipped_playbook(playbook.name) or playbook
+
+
 def _load(app: App, playbook: Path, variables: tuple[str, ...]) -> LoadedPlaybook:
-    return load_playbook(playbook, parse_variables(variables), provider_lookup(lambda: app.providers))
+    return load_playbook(_find(playbook), parse_variables(variables), provider_lookup(lambda: app.providers))
 
 
 def _ask(message: str) -> bool:
@@ -30,10 +40,17 @@ def _ask(message: str) -> bool:
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable the playbook declares.")
 @pass_app
 def validate(app: App, playbook: Path, variables: tuple[str, ...]) -> int:
-    """Check PLAYBOOK (syntax, schema, variables, step graph) without contacting any provider."""
+    """Check PLAYBOOK (a file, or a shipped playbook's name): syntax, schema, variables, step graph,
+    and that every provider and service a step names is in the providers file. Contacts nothing.
+
+    \b
+    Example:
+      failover validate playbooks/evacuate-aws.yaml --var target=onprem
+    """
     loaded = _load(app, playbook, variables)
+    check_requirements(loaded, app.providers)
     if app.json:
-        app.emit_json({"valid": True, "name": loaded.playbook.name, "steps": [s.id for s in loaded.order]})
+        app.emit_json({"schema": 1, "valid": True, "name": loaded.playbook.name, "steps": [s.id for s in loaded.order]})
     else:
         steps = " -> ".join(s.id for s in loaded.order)
         app.say(f"{playbook}: valid playbook {loaded.playbook.name!r}; steps: {steps}")
@@ -42,7 +59,9 @@ def validate(app: App, playbook: Path, variables: tuple[str, ...]) -> int:
 
 @click.command()
 @click.argument("playbook", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--dry-run", is_flag=True, help="Preflight and plan every step; change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Preflight and plan every step (with --rollback: the undo); change nothing."
+)
 @click.option("--yes", is_flag=True, help="Approve every approval step in advance.")
 @click.option("--from", "from_step", metavar="STEP", help="Run again from STEP (it and every step after it).")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a variable the playbook declares.")
@@ -66,7 +85,16 @@ def run(
     """Run PLAYBOOK: validate it, preflight every provider it uses, plan every step, then (without
     --dry-run) apply them in order. The run's state is saved after every step: re-running the same
     command after a crash resumes at the first unfinished step. Exit 0 only when every step
-    succeeded and every budget held."""
+    succeeded and every budget held. PLAYBOOK is a file, or the name of a shipped playbook
+    (`failover playbooks`). The report is written beside the run's state as report.json (and
+    report-N.json for the Nth attempt) and report.html; --report FILE.html writes HTML.
+
+    \b
+    Example:
+      failover run evacuate-aws --dry-run
+      failover run playbooks/evacuate-aws.yaml --yes --var max_ttl_wait=30
+      failover run evacuate-aws --rollback --dry-run   # what a rollback would undo
+    """
     loaded = _load(app, playbook, variables)
     options = RunOptions(
         state_root=state_dir(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ from ..changes import change_line, changes_from_json
 from ..commands import write_json
 from ..errors import AuthError, ConfigError, ProviderError
 from ..liveness import DEFAULT_STALL_TIMEOUT
+from ..secrets import redact
 from ..sync import SyncOptions, SyncReport, VerifyOptions, parse_rate
 from ..sync.digests import ALGORITHMS
+from ..sync.filters import Filters, parse_age, parse_size
 from ..units import human_size
 from .app import EXIT_INTERRUPTED, App, pass_app
 from .progress import ProgressDisplay
@@ -93,6 +96,12 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Do not list the source a second way to cross-check its listing (each listing's end is still confirmed).",
 )
+@click.option("--include", multiple=True, metavar="GLOB", help="Only keys matching GLOB (rclone globs; repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out keys matching GLOB (wins over --include).")
+@click.option("--min-size", metavar="SIZE", help="Leave out objects smaller than SIZE (e.g. 100k; binary units).")
+@click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G).")
+@click.option("--max-age", metavar="AGE", help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).")
+@click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered.")
 @pass_app
 def sync(
     app: App,
@@ -115,12 +124,25 @@ def sync(
     checksum: bool,
     stall_timeout: float,
     no_cross_check: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    min_size: str | None,
+    max_size: str | None,
+    max_age: str | None,
+    verbose: bool,
 ) -> int:
     """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
 
     Streams every object, digests it on the way, carries metadata and tags, and proves each copy
-    arrived. Resumable: re-running continues where a crash stopped, and copies only what is new or
-    changed. Exit code 0 only when every object is verified.
+    arrived. Resumable: re-running continues where a crash stopped (or Ctrl-C), and copies only what
+    is new or changed. Exit code 0 only when every object is verified. Filters follow rclone's
+    globs, relative to the source prefix; filtered keys are neither copied nor deleted.
+
+    \b
+    Example:
+      failover sync aws:media onprem:media --dry-run
+      failover sync aws: onprem: -j 32 --report evacuation.html
+      failover sync aws:media/2024/ onprem:media/2024/ --include '*.jpg' --max-age 7d -v
     """
     options = SyncOptions(
         dry_run=dry_run,
@@ -139,13 +161,21 @@ def sync(
         checksum=checksum,
         stall_timeout=stall_timeout,
         cross_check=not no_cross_check,
+        filters=Filters(
+            include=include,
+            exclude=exclude,
+            min_size=parse_size(min_size, "--min-size") if min_size else None,
+            max_size=parse_size(max_size, "--max-size") if max_size else None,
+            max_age=parse_age(max_age, "--max-age") if max_age else None,
+        ),
+        on_key=_key_printer(app) if verbose else None,
     )
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
         run = commands.sync(app.providers, source, target, options, progress)
     report = run.report
     data = report.to_json()
     if report_path:
-        write_json(report_path, data)
+        _write_report(report_path, data)
     if app.json:
         app.emit_json(data)
     else:
@@ -158,6 +188,27 @@ def sync(
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _key_printer(app: App) -> Callable[[str, str, str], None]:
+    """``-v``: one line per key on stderr, as it happens."""
+    words = {"to_copy": "would copy", "deleted": "deleted", "copied": "copied"}
+
+    def say(kind: str, key: str, detail: str) -> None:
+        if not (app.quiet or app.json):
+            app.err.print(redact(f"{words.get(kind, kind)} {key!r}" + (f": {detail}" if detail else "")), markup=False)
+
+    return say
+
+
+def _write_report(path: Path, data: dict[str, Any]) -> None:
+    """--report FILE: HTML when FILE ends in .html, JSON otherwise."""
+    if path.suffix.lower() in (".html", ".htm"):
+        from ..htmlreport import write_html
+
+        write_html(data, path)
+    else:
+        write_json(path, data)
 
 
 def _exit_code(report: SyncReport) -> int:
@@ -209,14 +260,26 @@ def _summary(app: App, data: dict[str, Any]) -> None:
         app.table(["source", "target", "listed", "to copy", "bytes", "unchanged", "skipped", "to delete"], rows)
         for change in changes_from_json(data["changes"]):
             app.say(change_line(change))
+        for kind, verb in (("to_copy", "would copy"), ("deleted", "would delete")):
+            named = data["keys"][kind]
+            for item in named[:10]:
+                app.say(f"  {verb} {item['key']!r}")
+            if len(named) > 10:
+                app.say(f"  ... and {len(named) - 10} more to {verb.split()[1]} (--json names every one)")
     else:
         app.table(["source", "target", "listed", "copied", "bytes", "unchanged", "failed", "skipped", "deleted"], rows)
         rate = data["throughput"]
+        speed = (
+            f"{rate['objects_per_s']:.0f} objects/s, {human_size(rate['bytes_per_s'])}/s"
+            if totals["copied"]
+            else "nothing needed copying"
+        )
         app.say(
             f"{totals['copied']} copied ({human_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "
-            f"{rate['objects_per_s']:.0f} objects/s, {human_size(rate['bytes_per_s'])}/s; "
-            f"retries {sum(data['retries'].values())}; verification: {data['verification']}"
+            f"{speed}; retries {sum(data['retries'].values())}; verification: {data['verification']}"
         )
+    if totals.get("filtered"):
+        app.say(f"{totals['filtered']} left out by the filters (not copied, not deleted; named in the report)")
     fidelity = data["fidelity"]
     if not fidelity["lossless"]:
         lost = ", ".join(f"{k} ({v})" for k, v in sorted(fidelity["fields_not_carried"].items()))
@@ -230,6 +293,11 @@ def _summary(app: App, data: dict[str, Any]) -> None:
         app.say(data["delete_refused"], style="yellow")
     if data["aborted"]:
         app.say(f"stopped: {data['aborted']}", style="red")
+    if data["interrupted"]:
+        app.say(
+            f"interrupted: what was copied is recorded; re-run the same command to resume (journal {data['journal']})",
+            style="yellow",
+        )
     if not data["dry_run"]:
         verified = data["verified"]
         if data["complete"]:
@@ -276,10 +344,11 @@ def verify(
         journal=journal,
         check_metadata=not no_metadata,
     )
-    report = commands.verify(app.providers, source, target, options)
+    with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="verify", verb="compared") as progress:
+        report = commands.verify(app.providers, source, target, options, progress)
     data = report.to_json()
     if report_path:
-        write_json(report_path, data)
+        _write_report(report_path, data)
     if app.json:
         app.emit_json(data)
     else:

@@ -55,7 +55,7 @@ class LoadedPlaybook:
     playbook: Playbook
     path: Path
     digest: str
-    """Of the file's text and the variables' values: a run's identity."""
+    """Of what the steps do once the variables are substituted (descriptions left out): a run's identity."""
     variables: dict[str, Any]
     order: list[Step]
     """Steps in the order they run (dependencies first, otherwise as written)."""
@@ -246,18 +246,27 @@ def _resolve(
     if not isinstance(declared, dict):
         raise PlaybookError(f"{loaded.locate(('variables',))}: variables: expected a mapping of NAME: value")
     variables: dict[str, Any] = dict(declared)
+    # A variable declared with no value (``zone: ~``) is required: it must come from --var.
+    missing = [name for name, value in declared.items() if value is None and name not in (overrides or {})]
+    if missing:
+        raise PlaybookError(
+            f"{loaded.source}: required variable(s) not given: {', '.join(missing)}",
+            hint="add " + " ".join(f"--var {name}=VALUE" for name in missing),
+        )
     for name, value in (overrides or {}).items():
         if name not in declared:
             raise PlaybookError(
                 f"--var {name}: {loaded.source} declares no variable {name!r}",
                 hint=f"declared: {', '.join(sorted(declared)) or 'none'}",
             )
-        kind = type(declared[name])
+        kind = str if declared[name] is None else type(declared[name])
         variables[name] = _coerce(name, value, kind)
     for name, value in variables.items():
         if not isinstance(value, str | int | float | bool):
             raise PlaybookError(f"{loaded.locate(('variables', name))}: variable {name!r} must be a plain value")
     data = _substitute(loaded, variables, lookup)
+    if isinstance(data, dict) and isinstance(data.get("variables"), dict):
+        data["variables"] = dict(variables)
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
@@ -267,7 +276,13 @@ def _resolve(
     for step in (*playbook.steps, *playbook.rollback):
         if isinstance(step, NotifyStep) and isinstance(step.url, str):
             register_url_secrets(step.url)  # a webhook URL is a credential: never shown, logged or saved
-    identity = json.dumps({"text": text, "variables": variables}, sort_keys=True, default=str)
+    # A run's identity is what its steps do once the variables are in: a --var that changes no step
+    # (or only a description) is the same run, and resuming it is the same command.
+    does = playbook.model_dump(mode="json", exclude={"description": True, "variables": True, "name": True})
+    for section in ("steps", "rollback"):
+        for step in does.get(section, []):
+            step.pop("description", None)
+    identity = json.dumps({"name": playbook.name, "does": does}, sort_keys=True, default=str)
     digest = hashlib.sha256(identity.encode()).hexdigest()
     return LoadedPlaybook(playbook, path, digest, variables, order)
 

@@ -13,16 +13,17 @@ from typing import Any
 from ..changes import Change, changes_to_json
 from ..checks import check_providers
 from ..config import Providers
-from ..errors import ConfigError, FailoverError, PlaybookError, ProviderError
+from ..errors import ConfigError, FailoverError, Interrupted, PlaybookError, ProviderError
 from ..files import write_atomic
 from ..secrets import redact
+from ..sync.report import JSON_SCHEMA, iso
 from .loader import LoadedPlaybook
 from .outputs import StepOutput
 from .schema import Step
 from .state import DONE, RunState, Status, StepState, run_dir
-from .steps import ApprovalPending, Context, Planned, kind_of, undo_step
+from .steps import ApprovalPending, Context, Planned, kind_of, plan_undo_step, undo_step
 
-__all__ = ["PreflightFailed", "RunOptions", "RunReport", "preflight", "run_playbook"]
+__all__ = ["PreflightFailed", "RunOptions", "RunReport", "check_requirements", "preflight", "run_playbook"]
 
 
 class PreflightFailed(ProviderError):
@@ -57,6 +58,9 @@ class StepReport:
     done_earlier: bool = False
     attempts: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    """ISO 8601 (UTC), as every timestamp in a report."""
+    finished_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**vars(self), "changes": changes_to_json(self.changes)}
@@ -79,6 +83,12 @@ class RunReport:
     rollback: list[str] = field(default_factory=list)
     state_file: str | None = None
     report_file: str | None = None
+    report_files: list[str] = field(default_factory=list)
+    """Every file this attempt's report was written to (JSON, its own numbered copy, HTML)."""
+    attempt: int = 0
+    """Which invocation of this run this report is (1 for the first); each keeps its own report."""
+    plan: dict[str, Any] | None = None
+    """The last dry run's plan of this run (what was approved), when one was recorded."""
     done_earlier: set[str] = field(default_factory=set)
     """Steps a previous attempt of this run had finished (not run again)."""
 
@@ -88,14 +98,17 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": JSON_SCHEMA,
+            "kind": "playbook",
             "playbook": self.playbook,
             "name": self.name,
             "run_id": self.run_id,
+            "attempt": self.attempt,
             "dry_run": self.dry_run,
             "outcome": self.outcome,
             "ok": self.ok,
-            "started": self.started,
-            "finished": self.finished,
+            "started": iso(self.started),
+            "finished": iso(self.finished),
             "duration_s": round(self.finished - self.started, 3) if self.finished and self.started else None,
             "recovery_time_s": self.recovery_time_s,
             "budgets": self.budgets,
@@ -104,11 +117,14 @@ class RunReport:
             "steps": [s.to_json() for s in self.steps],
             "state_file": self.state_file,
             "report_file": self.report_file,
+            "report_files": self.report_files,
+            "plan": self.plan,
         }
 
 
-def preflight(loaded: LoadedPlaybook, providers: Providers, progress: Callable[[str], None]) -> None:
-    """Every (provider, service) a step needs: configured, reachable, credentials accepted."""
+def check_requirements(loaded: LoadedPlaybook, providers: Providers) -> dict[str, set[str]]:
+    """Every provider and service a step (or rollback handler) names is in the providers file;
+    contacts nothing. Returns provider -> services to preflight."""
     needed: dict[str, set[str]] = {}
     for step in (*loaded.order, *loaded.playbook.rollback):
         for requirement in kind_of(step).requires(step):
@@ -120,6 +136,12 @@ def preflight(loaded: LoadedPlaybook, providers: Providers, progress: Callable[[
             except ConfigError as exc:
                 raise PlaybookError(f"step {step.id!r}: {exc.message}", hint=exc.hint) from None
             needed.setdefault(requirement.provider, set()).add(requirement.service)
+    return needed
+
+
+def preflight(loaded: LoadedPlaybook, providers: Providers, progress: Callable[[str], None]) -> None:
+    """Every (provider, service) a step needs: configured, reachable, credentials accepted."""
+    needed = check_requirements(loaded, providers)
     failures = []
     for name, services in sorted(needed.items()):
         for check in check_providers(providers, [name]):
@@ -156,16 +178,71 @@ def _plan_all(loaded: LoadedPlaybook, ctx: Context) -> list[StepReport]:
 
 
 def _write_report(report: RunReport, directory: Path | None, extra: Path | None) -> None:
-    text = redact(json.dumps(report.to_json(), indent=2, default=str)) + "\n"
-    for path in (directory / "report.json" if directory else None, extra):
-        if path is None:
+    """The report as JSON (``report.json``, the latest, and ``report-<attempt>.json``, kept) and as
+    HTML (``report.html``) in the run's directory; ``extra`` (``--report``) is HTML when it ends in
+    ``.html``, JSON otherwise."""
+    from ..htmlreport import render_html
+
+    written: list[Path] = []
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not report.dry_run:
+            report.attempt = 1 + sum(1 for _ in directory.glob("report-*.json"))
+            written += [directory / "report.json", directory / f"report-{report.attempt}.json"]
+        written.append(directory / ("plan.html" if report.dry_run else "report.html"))
+    if extra is not None:
+        written.append(extra)
+    report.report_file = str(extra or (written[0] if written else "")) or None
+    report.report_files = [str(p) for p in written]
+    data = report.to_json()
+    text = redact(json.dumps(data, indent=2, default=str)) + "\n"
+    page = redact(render_html(data))
+    for path in written:
+        write_atomic(path, page if path.suffix.lower() in (".html", ".htm") else text)
+
+
+def _record_plan(report: RunReport, directory: Path) -> None:
+    """A dry run's plan, kept in the run's directory: the plan an apply of the same run reports as approved."""
+    plan = {
+        "planned_at": iso(time.time()),
+        "steps": [{"id": s.id, "kind": s.kind, "changes": changes_to_json(s.changes)} for s in report.steps],
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    write_atomic(directory / "plan.json", redact(json.dumps(plan, indent=2, default=str)) + "\n")
+
+
+def _recorded_plan(directory: Path) -> dict[str, Any] | None:
+    try:
+        plan: dict[str, Any] = json.loads((directory / "plan.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return plan
+
+
+def _other_unfinished_runs(state_root: Path, loaded: LoadedPlaybook, run_id: str) -> list[str]:
+    """Unfinished runs of the same playbook file with other step definitions: why this is a new run,
+    and how to resume the other one."""
+    found = []
+    for path in sorted((state_root / "runs").glob(f"{loaded.playbook.name}-*/state.json")):
+        other = RunState.load(path)
+        if other is None or other.run_id == run_id or other.finished is not None:
             continue
-        write_atomic(path, text)
-    report.report_file = str(extra or (directory / "report.json" if directory else "")) or None
+        if Path(other.playbook).resolve() != loaded.path.resolve():
+            continue
+        differs = sorted(
+            k for k in {*other.variables, *loaded.variables} if other.variables.get(k) != loaded.variables.get(k)
+        )
+        resume = " ".join(f"--var {k}={other.variables[k]}" for k in differs if k in other.variables)
+        what = f"variables {', '.join(differs)} change what its steps do" if differs else "the playbook's steps changed"
+        found.append(
+            f"unfinished run {other.run_id} of this playbook is not this run ({what}); "
+            f"resume it with: failover run {loaded.path} {resume}".rstrip()
+        )
+    return found
 
 
 def _open_state(loaded: LoadedPlaybook, options: RunOptions) -> RunState:
-    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.variables)
+    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.digest)
     path = directory / "state.json"
     state = None if options.restart else RunState.load(path)
     if state is not None and state.outcome == "rolled back" and not options.rollback:
@@ -246,10 +323,18 @@ def _undo_run(loaded: LoadedPlaybook, state: RunState, ctx: Context, report: Run
 
 def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptions) -> RunReport:
     """Preflight, then plan (``dry_run``) or apply. Never raises for a step's failure: the report says."""
-    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.variables)
+    run_id, directory = run_dir(options.state_root, loaded.playbook.name, loaded.path, loaded.digest)
     preflight(loaded, providers, options.progress)
     existing = RunState.load(directory / "state.json") if not options.restart else None
 
+    if options.dry_run and options.rollback:
+        ctx = Context(providers, existing, yes=options.yes, force=options.force, progress=options.progress)
+        ctx.definitions = _definitions(loaded)
+        undo = _plan_undo(loaded, existing, ctx)
+        report = RunReport(str(loaded.path), loaded.playbook.name, run_id, True, "planned", undo)
+        if options.report_path:
+            _write_report(report, None, options.report_path)
+        return report
     if options.dry_run:
         ctx = Context(providers, existing, yes=options.yes, force=options.force, progress=options.progress)
         ctx.definitions = _definitions(loaded)
@@ -258,10 +343,13 @@ def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptio
         report = RunReport(
             str(loaded.path), loaded.playbook.name, run_id, True, "plan has problems" if problems else "planned", steps
         )
-        if options.report_path:
-            _write_report(report, None, options.report_path)
+        _record_plan(report, directory)
+        _write_report(report, directory, options.report_path)
         return report
 
+    if existing is None and not options.rollback:
+        for message in _other_unfinished_runs(options.state_root, loaded, run_id):
+            options.progress(message)
     state = _open_state(loaded, options)
     ctx = Context(providers, state, yes=options.yes, force=options.force, progress=options.progress, ask=options.ask)
     ctx.definitions = _definitions(loaded)
@@ -293,7 +381,18 @@ def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptio
             state.save()
             continue
         options.progress(f"{label}{': ' + step.description if step.description else ''}")
-        stop = not _run_step(step, recorded, state, ctx, options)
+        try:
+            stop = not _run_step(step, recorded, state, ctx, options)
+        except KeyboardInterrupt:
+            options.progress(f"stopping (Ctrl-C) in step {step.id}: recorded as interrupted")
+            state.outcome = "interrupted"
+            state.save()
+            report.outcome = "interrupted"
+            finished = _finish(loaded, state, report, directory, options)
+            raise Interrupted(
+                f"run {run_id} interrupted in step {step.id!r}",
+                hint=f"re-run the same command to resume at {step.id}; report: {finished.report_file}",
+            ) from None
         if recorded.status == "failed":
             failed.add(step.id)
             policy = step.on_failure or loaded.playbook.on_failure
@@ -317,6 +416,45 @@ def run_playbook(loaded: LoadedPlaybook, providers: Providers, options: RunOptio
     state.save()
     report.outcome = state.outcome
     return _finish(loaded, state, report, directory, options)
+
+
+def _plan_undo(loaded: LoadedPlaybook, state: RunState | None, ctx: Context) -> list[StepReport]:
+    """``--rollback --dry-run``: what undoing the run would change, newest step first."""
+    if state is None:
+        raise PlaybookError(
+            f"{loaded.path}: this run has no recorded state, so there is nothing to roll back",
+            hint="a rollback undoes what an earlier run of the same command changed",
+        )
+    reports = []
+    for step in reversed(loaded.order):
+        recorded = state.steps.get(step.id)
+        if recorded is None or recorded.status not in ("changed", "failed", "running"):
+            continue
+        changes = plan_undo_step(step, recorded.outputs)
+        status = "planned" if changes else "kept"
+        entry = StepReport(step.id, step.kind, status, changes=changes)
+        if not changes:
+            entry.notes = [
+                f"a {step.kind} step is not undone" if recorded.status == "changed" else "nothing recorded to undo"
+            ]
+        reports.append(entry)
+    for handler in loaded.playbook.rollback:
+        try:
+            planned = kind_of(handler).plan(handler, ctx)
+        except FailoverError as error:
+            planned = Planned(problems=[str(error)])
+        status = "would fail" if planned.problems else "planned"
+        reports.append(
+            StepReport(
+                handler.id,
+                handler.kind,
+                status,
+                changes=planned.changes,
+                problems=planned.problems,
+                notes=planned.notes,
+            )
+        )
+    return reports
 
 
 def _definitions(loaded: LoadedPlaybook) -> dict[str, Step]:
@@ -370,11 +508,13 @@ def _finish(
             continue
         summary, seconds = recorded.summary, recorded.seconds
         entry = StepReport(step.id, step.kind, recorded.status, summary, seconds, details=recorded.details)
+        entry.started_at, entry.finished_at = iso(recorded.started), iso(recorded.finished)
         entry.done_earlier, entry.attempts = step.id in report.done_earlier, recorded.attempts
         report.steps.append(entry)
     if report.breaches and report.outcome == "succeeded":
         report.outcome = "failed"
         state.outcome = "failed: budget exceeded"
         state.save()
+    report.plan = _recorded_plan(directory)
     _write_report(report, directory, options.report_path)
     return report

@@ -86,9 +86,9 @@ class RunState:
         return self.steps[step_id]
 
 
-def run_dir(state_root: Path, name: str, path: Path, variables: dict[str, Any]) -> tuple[str, Path]:
-    """A run's id and directory: one per playbook file and set of variable values, so a re-run of
-    the same command finds the same run."""
-    identity = json.dumps({"path": str(path.resolve()), "variables": variables}, sort_keys=True, default=str)
+def run_dir(state_root: Path, name: str, path: Path, digest: str) -> tuple[str, Path]:
+    """A run's id and directory: one per playbook file and what its steps do (``digest``), so a
+    re-run of the same command finds the same run, and so does one whose --var changes no step."""
+    identity = json.dumps({"path": str(path.resolve()), "does": digest}, sort_keys=True)
     run_id = f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
     return run_id, state_root / "runs" / run_id

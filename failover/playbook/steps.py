@@ -30,7 +30,7 @@ import httpx
 from pydantic import ValidationError
 
 from .. import commands
-from ..changes import Action, Change
+from ..changes import Action, Change, undo_of
 from ..compute import Compute
 from ..config import Providers
 from ..connect import open_compute, open_dns
@@ -48,6 +48,7 @@ from ..dns import Dns, canonical_name
 from ..errors import ConfigError, FailoverError, PlaybookError, StepFailed
 from ..inventory import take_inventory
 from ..location import parse_location
+from ..progress import ProgressMeter
 from ..rehost import HEALTH_TAG, SOURCE_TAG, check_health
 from ..secrets import display_url, register_url_secrets
 from ..sync import SyncOptions, SyncReport, VerifyOptions
@@ -90,6 +91,7 @@ __all__ = [
     "Requirement",
     "StepKind",
     "kind_of",
+    "plan_undo_step",
     "undo_step",
 ]
 
@@ -188,6 +190,10 @@ class StepKind(abc.ABC, Generic[SpecT, OutputT]):
         """Put back what ``apply`` changed; a line saying what was done (None: nothing to undo)."""
         return None
 
+    def plan_undo(self, step: SpecT, outputs: OutputT) -> list[Change]:
+        """What :meth:`undo` would change, from the recorded outputs alone (``--rollback --dry-run``)."""
+        return []
+
     def read_outputs(self, recorded: Mapping[str, Any]) -> OutputT:
         """The outputs as the run's state recorded them."""
         try:
@@ -232,29 +238,20 @@ class InventoryKind(StepKind[InventoryStep, InventoryOutput]):
 # -- storage ---------------------------------------------------------------------------------------
 
 
-class _SyncProgress:
-    """The sync engine's progress as a line every few seconds."""
+class _SyncProgress(ProgressMeter):
+    """The sync or verify engine's progress as one line every few seconds (the run's progress)."""
 
-    def __init__(self, say: Callable[[str], None], every: float = 3.0) -> None:
+    def __init__(self, say: Callable[[str], None], every: float = 3.0, title: str = "  progress") -> None:
+        super().__init__(title, verb="done")
         self.say, self.every = say, every
-        self.total = self.done = self.total_bytes = self.done_bytes = 0
         self.last = time.monotonic()
-
-    def planned(self, objects: int, size: int) -> None:
-        self.total += objects
-        self.total_bytes += size
+        self.on_note = lambda message: say(f"  {message}")
 
     def advanced(self, objects: int, size: int) -> None:
-        self.done += objects
-        self.done_bytes += size
+        super().advanced(objects, size)
         if time.monotonic() - self.last >= self.every:
             self.last = time.monotonic()
-            self.say(
-                f"  {self.done}/{self.total} objects, {human_size(self.done_bytes)}/{human_size(self.total_bytes)}"
-            )
-
-    def note(self, message: str) -> None:
-        self.say(f"  {message}")
+            self.say(self.line())
 
 
 def _storage_pair(source: str, target: str) -> list[Requirement]:
@@ -309,6 +306,9 @@ class SyncKind(StepKind[SyncStep, SyncOutput]):
             f"{unverified} not verified, {totals['deleted']} deleted in {data['duration_s']:.1f} s"
         )
         outputs = SyncOutput(copied=totals["copied"], bytes=totals["copied_bytes"], unverified=unverified)
+        if report.interrupted:
+            ctx.checkpoint(outputs)
+            raise KeyboardInterrupt  # the engine recorded everything; the run stops as interrupted
         if not report.complete:
             reason = data["aborted"] or data["delete_refused"] or "not every object is verified"
             ctx.checkpoint(outputs)
@@ -328,7 +328,7 @@ class VerifyKind(StepKind[VerifyStep, VerifyOutput]):
 
     def apply(self, step: VerifyStep, ctx: Context) -> Outcome[VerifyOutput]:
         options = VerifyOptions(trust_digests=step.trust_digests, bucket_map=dict(step.bucket_map))
-        report = commands.verify(ctx.providers, step.source, step.target, options)
+        report = commands.verify(ctx.providers, step.source, step.target, options, _SyncProgress(ctx.progress))
         data = report.to_json()
         counts = data["counts"]
         summary = (
@@ -425,6 +425,19 @@ class RehostKind(StepKind[RehostStep, RehostOutput]):
             raise StepFailed(step.id, f"{summary}; NOT healthy: {', '.join(unhealthy)}")
         changed = any(a in ("created", "started") for a in actions)
         return Outcome("changed" if changed else "ok", summary, outputs, report.to_json())
+
+    def plan_undo(self, step: RehostStep, outputs: RehostOutput) -> list[Change]:
+        return [
+            Change(
+                Action.DELETE,
+                f"instance {i.name} on {step.target}",
+                {"id": i.target_id},
+                None,
+                f"fleet {outputs.fleet}",
+            )
+            for i in outputs.instances
+            if i.target_id
+        ]
 
     def undo(self, step: RehostStep, ctx: Context, outputs: RehostOutput) -> str | None:
         destroyed = commands.rehost_rollback(ctx.providers, _rehost_request(step, outputs.fleet), ctx.progress)
@@ -587,6 +600,9 @@ class DnsPrepareKind(StepKind[DnsPrepareStep, DnsPrepareOutput]):
             summary += f"; {len(plan.not_copied)} not copied (provider-only)"
         return Outcome("changed" if changed else "ok", summary, outputs, plan.to_json())
 
+    def plan_undo(self, step: DnsPrepareStep, outputs: DnsPrepareOutput) -> list[Change]:
+        return undo_of(prepare_from_json(outputs.plan).changes())
+
     def undo(self, step: DnsPrepareStep, ctx: Context, outputs: DnsPrepareOutput) -> str | None:
         plan = prepare_from_json(outputs.plan)
         with _dns_pair(ctx, step) as (source, target):
@@ -686,6 +702,9 @@ class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
         changed = bool(plan.repoint_target or plan.repoint_source or plan.create_zone)
         return Outcome("changed" if changed else "ok", summary, outputs, outputs.model_dump(mode="json"))
 
+    def plan_undo(self, step: DnsCutoverStep, outputs: DnsCutoverOutput) -> list[Change]:
+        return undo_of(plan_from_json(outputs.plan).changes())
+
     def undo(self, step: DnsCutoverStep, ctx: Context, outputs: DnsCutoverOutput) -> str | None:
         plan = plan_from_json(outputs.plan)
         with _dns_pair(ctx, step) as (source, target):
@@ -771,6 +790,14 @@ _BY_SPEC: dict[type[StepSpec], StepKind[Any, Any]] = {kind.spec: kind for kind i
 def kind_of(step: StepSpec) -> StepKind[Any, Any]:
     """The kind that runs ``step`` (by the type of its model)."""
     return _BY_SPEC[type(step)]
+
+
+def plan_undo_step(step: StepSpec, recorded: Mapping[str, Any]) -> list[Change]:
+    """What undoing ``step`` would change, from the outputs its run recorded."""
+    if not recorded:
+        return []
+    kind = kind_of(step)
+    return kind.plan_undo(step, kind.read_outputs(recorded))
 
 
 def undo_step(step: StepSpec, ctx: Context, recorded: Mapping[str, Any]) -> str | None:

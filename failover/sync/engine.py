@@ -31,7 +31,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -55,6 +55,7 @@ from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
 from .digests import Algorithm
+from .filters import Filters
 from .journal import Journal, Listed, ObjectRow, snapshot
 from .keys import KeyPolicy, TargetKeys, decode_key
 from .plan import BucketPair, plan_buckets
@@ -88,7 +89,16 @@ class Progress(Protocol):
         """More work was found: ``objects`` objects of ``size`` bytes to copy."""
 
     def advanced(self, objects: int, size: int) -> None:
-        """Work was done (copied, or found unchanged)."""
+        """Planned work finished (copied, or failed with ``size`` 0)."""
+
+    def checked(self, objects: int, size: int) -> None:
+        """Objects found done already (verified by an earlier run, unchanged): nothing to transfer."""
+
+    def watch_in_flight(self, count: Callable[[], int]) -> None:
+        """How to read the number of transfers in flight."""
+
+    def transferring(self, size: int) -> None:
+        """``size`` more bytes went out (as they are sent: the rate of a large object shows while it moves)."""
 
     def note(self, message: str) -> None:
         """A line worth telling a person."""
@@ -99,6 +109,15 @@ class SilentProgress:
         pass
 
     def advanced(self, objects: int, size: int) -> None:
+        pass
+
+    def checked(self, objects: int, size: int) -> None:
+        pass
+
+    def watch_in_flight(self, count: Callable[[], int]) -> None:
+        pass
+
+    def transferring(self, size: int) -> None:
         pass
 
     def note(self, message: str) -> None:
@@ -131,6 +150,10 @@ class SyncOptions:
     """Stop the run when a provider answers nothing for this long (None: never)."""
     cross_check: bool = True
     """List the source a second way (where it declares one) and compare the two listings."""
+    filters: Filters = field(default_factory=Filters)
+    """--include/--exclude/--min-size/--max-size/--max-age: which source objects are considered."""
+    on_key: Callable[[str, str, str], None] | None = None
+    """Told of every key copied, deleted, kept, skipped, filtered or failed (``-v``)."""
 
 
 def state_dir() -> Path:
@@ -206,6 +229,7 @@ class SyncEngine:
         self.stop = _Stop()
         self.liveness = Liveness(options.stall_timeout)
         self._inflight: dict[tuple[str, str], ObjectRow] = {}
+        self.progress.watch_in_flight(lambda: len(self._inflight))
         self._inflight_lock = threading.Lock()
         self.abandoned = False
         """Copies were still waiting on a server when the run ended (the CLI does not wait for them)."""
@@ -216,6 +240,11 @@ class SyncEngine:
         """Run the sync. Raises (before anything is recorded or changed) when the source bucket does
         not exist; every other failure ends up in the returned report."""
         options = self.options
+        if options.delete and options.filters.max_age is not None:
+            raise ConfigError(
+                "--delete with --max-age: the target's objects would be judged by an age failover cannot read there",
+                hint="run the copy with --max-age, and --delete in a run without it",
+            )
         journal_path = options.journal or default_journal_path(self.source_location, self.target_location)
         self._check_source()
         for store in {id(self.source): self.source, id(self.target): self.target}.values():
@@ -233,6 +262,20 @@ class SyncEngine:
                 checksum=options.checksum,
             )
             report.started = time.time()
+            report.sample(force=True)
+            report.on_key = options.on_key
+            filters = options.filters
+            report.filters = {
+                k: v
+                for k, v in {
+                    "include": list(filters.include),
+                    "exclude": list(filters.exclude),
+                    "min_size": filters.min_size,
+                    "max_size": filters.max_size,
+                    "max_age_s": filters.max_age.total_seconds() if filters.max_age else None,
+                }.items()
+                if v
+            }
             journal.bind(str(self.source_location), str(self.target_location), options.digest)
             report.run = journal.start_run()
             copier = Copier(
@@ -241,7 +284,7 @@ class SyncEngine:
                 journal,
                 report,
                 algorithm=options.digest,
-                bandwidth=Bandwidth(options.bandwidth),
+                bandwidth=Bandwidth(options.bandwidth, self.progress.transferring),
                 readback=options.readback,
                 max_parts_in_flight=options.parts_in_flight,
             )
@@ -265,6 +308,7 @@ class SyncEngine:
                 pass
             except KeyboardInterrupt:
                 self.stop.set("interrupted", interrupted=True)
+                self.progress.note("stopping (Ctrl-C): copies in flight are left for the next run to resume")
             finally:
                 done.set()
                 copier.close(wait=not self.abandoned)
@@ -273,6 +317,7 @@ class SyncEngine:
                 report.stalled = self.stop.stalled
                 report.interrupted = self.stop.interrupted
                 report.finished = time.time()
+                report.sample(force=True)
                 report.retries = {"source": self.source.counters.retries, "target": self.target.counters.retries}
                 report.bytes_read = self.source.counters.bytes_read
                 report.bytes_sent = self.target.counters.bytes_written if self.source is not self.target else 0
@@ -483,7 +528,8 @@ class SyncEngine:
             for batch in self._batches(listing):
                 if self.stop:
                     return
-                journal.record_check([(pair.src_bucket, info.key, info.size) for info in batch])
+                considered = self._considered(pair, batch, None, None)
+                journal.record_check([(pair.src_bucket, info.key, info.size) for info in considered])
 
         pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cross-check")
         future = pool.submit(run)
@@ -568,7 +614,7 @@ class SyncEngine:
         copier: Copier,
     ) -> None:
         rows = []
-        for info in batch:
+        for info in self._considered(pair, batch, bucket, report):
             report.add(bucket, listed=1, listed_bytes=info.size)
             modified = info.last_modified.isoformat() if info.last_modified else None
             dst_key = self.keys.map(pair.dst_key(info.key))
@@ -578,7 +624,7 @@ class SyncEngine:
             if row.state == "verified" and listed.target_size == row.size:
                 if not self.options.checksum:
                     report.add(bucket, unchanged=1)
-                    self.progress.advanced(1, row.size)
+                    self.progress.checked(1, row.size)
                     continue
                 reverify = True
             else:
@@ -590,11 +636,35 @@ class SyncEngine:
                 if not self.options.dry_run:
                     journal.mark_skipped(row, reason)
                 continue
+            if not reverify and self.options.dry_run and listed.target_size == row.size:
+                report.add(bucket, to_check=1, to_check_bytes=row.size)
+                self.progress.checked(1, row.size)
+                continue
             if not reverify:
                 report.add(bucket, to_copy=1, to_copy_bytes=row.size)
+                if self.options.dry_run:
+                    report.name_key("to_copy", row.src_key, f"{row.size} bytes")
             self.progress.planned(1, row.size)
             if not self.options.dry_run:
                 self._submit(listed, bucket, copier, report, workers, reverify=reverify)
+
+    def _considered(
+        self, pair: BucketPair, batch: list[ObjectInfo], bucket: BucketReport | None, report: SyncReport | None
+    ) -> list[ObjectInfo]:
+        """The objects of ``batch`` the filters let in; those left out are counted and named when a
+        report is given (the cross-check's listing is filtered the same way, silently)."""
+        filters = self.options.filters
+        if not filters.active:
+            return batch
+        kept = []
+        for info in batch:
+            reason = filters.refused(info.key[len(pair.src_prefix) :], info.size, info.last_modified)
+            if reason is None:
+                kept.append(info)
+            elif report is not None and bucket is not None:
+                report.add(bucket, filtered=1)
+                report.name_key("filtered", info.key, reason)
+        return kept
 
     def _refusal(self, listed: Listed) -> str | None:
         """Why ``row`` cannot be copied as mapped (None: it can). Invalid keys were found before
@@ -618,6 +688,8 @@ class SyncEngine:
         refused: list[str] = []
         seen: dict[str, str] = {}
         for info in self.source.list_objects(pair.src_bucket, pair.src_prefix):
+            if not self._considered(pair, [info], None, None):
+                continue
             dst_key = self.keys.map(pair.dst_key(info.key))
             try:
                 self.target.check_key(dst_key)
@@ -652,6 +724,7 @@ class SyncEngine:
 
         def on_result(result: Result) -> None:
             self._count(report, bucket, row, result, copier.journal)
+            report.copied_key(row.src_key, row.size)
             self.progress.advanced(1, row.size)
 
         def on_error(error: BaseException) -> None:
@@ -813,7 +886,11 @@ class SyncEngine:
             report.delete_refused = f"{bucket.target}: not deleting anything: {', '.join(reasons)} (see errors)"
             self.progress.note(report.delete_refused)
             return
-        candidates = sum(1 for _ in journal.target_only(pair.dst_bucket, pair.dst_prefix))
+        candidates = sum(
+            1
+            for key, size in journal.target_only(pair.dst_bucket, pair.dst_prefix)
+            if not self._protected(pair, key, size)
+        )
         bucket.delete_candidates = candidates
         total = journal.target_count(pair.dst_bucket, pair.dst_prefix)
         if candidates and total and candidates / total > self.options.max_delete_share and not self.options.force:
@@ -824,9 +901,11 @@ class SyncEngine:
             self.progress.note(report.delete_refused)
             return
         # Keyset-paginated: deleting rows behind the cursor does not disturb it.
-        for key, _size in journal.target_only(pair.dst_bucket, pair.dst_prefix):
+        for key, size in journal.target_only(pair.dst_bucket, pair.dst_prefix):
             if self.stop:
                 return
+            if self._protected(pair, key, size):
+                continue  # a filter leaves it out: not this run's to delete (as with rclone)
             holder = self._source_holds(pair, key)
             if holder is not None:
                 detail = f"the source holds {holder!r} (not in this run's listing): not deleted"
@@ -847,6 +926,14 @@ class SyncEngine:
             journal.event("deleted", pair.dst_bucket, key)
             report.add(bucket, deleted=1)
             report.name_key("deleted", key)
+
+    def _protected(self, pair: BucketPair, dst_key: str, size: int) -> bool:
+        """A target key the filters leave out (by name or size) is never deleted."""
+        filters = self.options.filters
+        if not filters.active:
+            return False
+        relative = dst_key[len(pair.dst_prefix) :]
+        return filters.name_refused(relative) is not None or filters.size_refused(size) is not None
 
     def _source_holds(self, pair: BucketPair, dst_key: str) -> str | None:
         """The source key that a target key could be the copy of, if the source holds it now (it may

@@ -2,27 +2,79 @@
 
 The report owns its counters: workers change them only through :meth:`SyncReport.add` and name
 keys only through :meth:`SyncReport.name_key`, both under the report's lock. Every key a run
-deleted, kept, skipped, failed, repaired, or could not confirm is named (up to ``KEY_LIMIT`` per
-kind in the report; all of them in the journal's ``events`` table).
+deleted, kept, skipped, failed, repaired, filtered or could not confirm is named, in the report
+(beyond ``KEY_LIMIT`` per kind spilled to a temporary file, see :class:`KeyList`) and in the
+journal's ``events`` table.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from ..changes import Action, Change, JsonValue
 
-__all__ = ["JSON_SCHEMA", "KEY_KINDS", "KEY_LIMIT", "MAX_EXAMPLES", "BucketReport", "Fidelity", "SyncReport", "iso"]
+__all__ = [
+    "JSON_SCHEMA",
+    "KEY_KINDS",
+    "KEY_LIMIT",
+    "MAX_EXAMPLES",
+    "BucketReport",
+    "Fidelity",
+    "KeyList",
+    "SyncReport",
+    "iso",
+]
 
 MAX_EXAMPLES = 50
 KEY_LIMIT = 10_000
 JSON_SCHEMA = 1
-KEY_KINDS = ("failed", "skipped", "deleted", "kept", "repaired", "unconfirmed", "listing")
-"""The named-key lists of a report: what went wrong or was changed, key by key."""
+KEY_KINDS = ("failed", "skipped", "deleted", "kept", "repaired", "unconfirmed", "listing", "filtered", "to_copy")
+"""The named-key lists of a report: what went wrong or was changed, key by key (``to_copy``: a dry
+run's plan; ``filtered``: left out by --include/--exclude/--min-size/--max-size/--max-age)."""
+SAMPLE_EVERY = 1.0
+"""Seconds between throughput samples (the HTML report's chart)."""
+
+
+class KeyList:
+    """Named keys of one kind: the first KEY_LIMIT in memory, the rest spilled to a temporary file,
+    so a report names every key (a million deletes, a dry run's whole plan) in bounded memory."""
+
+    def __init__(self) -> None:
+        self.head: list[dict[str, str]] = []
+        self.count = 0
+        self._spill: IO[str] | None = None
+
+    def append(self, item: dict[str, str]) -> None:
+        self.count += 1
+        if len(self.head) < KEY_LIMIT:
+            self.head.append(item)
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the report
+        self._spill.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        yield from self.head
+        if self._spill is not None:
+            self._spill.flush()
+            self._spill.seek(0)
+            for line in self._spill:
+                yield json.loads(line)
+            self._spill.seek(0, 2)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: slice) -> list[dict[str, str]]:
+        return self.head[index]
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -40,8 +92,14 @@ class BucketReport:
     created: bool = False
     listed: int = 0
     listed_bytes: int = 0
+    filtered: int = 0
+    """Left out by the filters (not copied, not counted as listed, never deleted from the target)."""
     to_copy: int = 0
     to_copy_bytes: int = 0
+    to_check: int = 0
+    """(A dry run) on the target already with the same size, not verified by this journal (copied by
+    another run or tool): compared by digest when applied, sent only if the bytes differ."""
+    to_check_bytes: int = 0
     copied: int = 0
     copied_bytes: int = 0
     unchanged: int = 0
@@ -121,9 +179,14 @@ class SyncReport:
     multipart: Counter[str] = field(default_factory=Counter)
     errors: list[dict[str, str]] = field(default_factory=list)
     """Failures that are not about one key (a listing, a bucket), and every failed key's error."""
-    keys: dict[str, list[dict[str, str]]] = field(default_factory=lambda: {kind: [] for kind in KEY_KINDS})
+    keys: dict[str, KeyList] = field(default_factory=lambda: {kind: KeyList() for kind in KEY_KINDS})
     keys_not_listed: Counter[str] = field(default_factory=Counter)
-    """Named keys beyond KEY_LIMIT per kind (the journal's events table has them all)."""
+    """Kept for readers of older reports: every named key is now listed (see KeyList)."""
+    on_key: Callable[[str, str, str], None] | None = field(default=None, repr=False)
+    """Told of every key named, and of every key copied (kind ``copied``): ``-v`` prints them."""
+    samples: list[dict[str, float]] = field(default_factory=list)
+    """Throughput over time: seconds since the start, objects and bytes copied by then."""
+    _last_sample: float = field(default=0.0, repr=False)
     delete_refused: str | None = None
     aborted: str | None = None
     auth_failed: bool = False
@@ -131,6 +194,8 @@ class SyncReport:
     stalled: bool = False
     """The run stopped because a provider stopped answering (the CLI exits 3)."""
     interrupted: bool = False
+    filters: dict[str, Any] = field(default_factory=dict)
+    """The --include/--exclude/size/age filters in effect (empty: none)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- the one way counters change -----------------------------------------------------------------
@@ -147,13 +212,31 @@ class SyncReport:
     def name_key(self, kind: str, key: str, detail: str = "") -> None:
         """Name one key of a kind in KEY_KINDS (failed keys also go into ``errors``)."""
         with self._lock:
-            listed = self.keys[kind]
-            if len(listed) < KEY_LIMIT:
-                listed.append({"key": key, "detail": detail} if detail else {"key": key})
-            else:
-                self.keys_not_listed[kind] += 1
+            self.keys[kind].append({"key": key, "detail": detail} if detail else {"key": key})
             if kind == "failed" and len(self.errors) < KEY_LIMIT:
                 self.errors.append({"key": key, "error": detail})
+        if self.on_key is not None:
+            self.on_key(kind, key, detail)
+
+    def copied_key(self, key: str, size: int) -> None:
+        """A key was copied and verified: told to ``on_key``, and sampled for the throughput chart."""
+        if self.on_key is not None:
+            self.on_key("copied", key, f"{size} bytes")
+        self.sample()
+
+    def sample(self, *, force: bool = False) -> None:
+        """Record objects and bytes copied so far (at most every SAMPLE_EVERY seconds unless ``force``)."""
+        now = time.time()
+        if force or now - self._last_sample >= SAMPLE_EVERY:
+            with self._lock:
+                self._last_sample = now
+                self.samples.append(
+                    {
+                        "t": round(now - self.started, 3),
+                        "objects": float(self.total("copied")),
+                        "bytes": float(self.total("copied_bytes")),
+                    }
+                )
 
     def error(self, where: str, message: str) -> None:
         with self._lock:
@@ -203,6 +286,18 @@ class SyncReport:
                 detail = f"{b.unchanged} unchanged" + (f", {b.skipped} skipped" if b.skipped else "")
                 after: dict[str, JsonValue] = {"objects": copies, "bytes": size}
                 out.append(Change(Action.COPY, f"{b.source} -> {b.target}", None, after, detail))
+            if self.dry_run and b.to_check:
+                checked: dict[str, JsonValue] = {"objects": b.to_check, "bytes": b.to_check_bytes}
+                out.append(
+                    Change(
+                        Action.READ,
+                        f"{b.target}: objects already there with the source's size",
+                        None,
+                        checked,
+                        "not verified by this journal (copied by another run or tool): compared by digest, "
+                        "sent only if different",
+                    )
+                )
             deletes = b.delete_candidates if self.dry_run else b.deleted
             if deletes:
                 what = f"{deletes} object(s) of {b.target} that {b.source} does not hold"
@@ -218,8 +313,11 @@ class SyncReport:
             for name in (
                 "listed",
                 "listed_bytes",
+                "filtered",
                 "to_copy",
                 "to_copy_bytes",
+                "to_check",
+                "to_check_bytes",
                 "copied",
                 "copied_bytes",
                 "unchanged",
@@ -279,9 +377,11 @@ class SyncReport:
             "buckets": buckets,
             "changes": [c.to_json() for c in self.changes()],
             "errors": self.errors,
-            "keys": self.keys,
+            "keys": {kind: list(found) for kind, found in self.keys.items()},
+            "samples": self.samples,
             "keys_not_listed": dict(self.keys_not_listed),
             "skipped_keys": [{"key": k["key"], "reason": k.get("detail", "")} for k in self.keys["skipped"]],
+            "filters": self.filters,
             "delete_refused": self.delete_refused,
             "aborted": self.aborted,
             "auth_failed": self.auth_failed,

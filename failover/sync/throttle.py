@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 
 from ..errors import ConfigError
 
@@ -22,15 +23,19 @@ def parse_rate(text: str) -> float:
 
 
 class Bandwidth:
-    """``take(n)`` blocks until ``n`` more bytes fit under the limit. Without a limit it returns at once."""
+    """``take(n)`` blocks until ``n`` more bytes fit under the limit. Without a limit it returns at once.
+    Every byte sent passes through it, so ``on_bytes`` (the progress meter) sees them as they go."""
 
-    def __init__(self, bytes_per_second: float | None) -> None:
+    def __init__(self, bytes_per_second: float | None, on_bytes: Callable[[int], None] | None = None) -> None:
         self.rate = bytes_per_second
+        self.on_bytes = on_bytes
         self._lock = threading.Lock()
         self._available = bytes_per_second or 0.0
         self._stamp = time.monotonic()
 
     def take(self, amount: int) -> None:
+        if self.on_bytes is not None:
+            self.on_bytes(amount)
         if not self.rate:
             return
         with self._lock:

@@ -350,7 +350,7 @@ def _verify_pair(
         checker.start()
     workers: Workers[str] = Workers(options.workers, name="verify")
 
-    def submit(src_key: str, dst_key: str) -> None:
+    def submit(src_key: str, dst_key: str, size: int) -> None:
         def on_error(error: BaseException) -> None:
             message = str(error) if isinstance(error, FailoverError) else f"{type(error).__name__}: {error}"
             report.error(src_key, message if isinstance(error, FailoverError) else f"internal error: {message}")
@@ -360,7 +360,7 @@ def _verify_pair(
             if found == "vanished":
                 with report._lock:
                     report.checked -= 1
-            progress.advanced(1, 0)
+            progress.advanced(1, 0 if options.trust_digests else size)
 
         workers.submit(lambda: verifier.compare(pair, src_key, dst_key), on_result, on_error)
 
@@ -385,7 +385,7 @@ def _verify_pair(
             verifier.finding(pair, info.key, "different size on the target (found by verify)")
             progress.advanced(1, 0)
             return
-        submit(info.key, dst_key)
+        submit(info.key, dst_key, info.size)
 
     try:
         try:

@@ -129,7 +129,7 @@ def test_rehost_web_fleet_to_onprem_serves_http_and_is_idempotent(
     lab_providers: Providers, seeded: dict[str, Any]
 ) -> None:
     fleet = unique("web")
-    args = ("rehost", "aws", "onprem", *WEB, "--fleet", fleet, "--json")
+    args = ("rehost", "aws", "onprem", *WEB, "--fleet", fleet, "--json", "--yes")
     try:
         first = run_cli(*args)
         assert first.code == 0, first.stdout + first.stderr
@@ -162,7 +162,7 @@ def test_rehost_web_fleet_to_onprem_serves_http_and_is_idempotent(
         web2 = _by_name(restarted.json["results"])["web-2"]
         assert httpx.get(f"http://{web2['address']}:8080/healthz", timeout=5, trust_env=False).text == "ok"
     finally:
-        gone = run_cli("rehost", "aws", "onprem", *WEB, "--fleet", fleet, "--rollback", "--json")
+        gone = run_cli("rehost", "aws", "onprem", *WEB, "--fleet", fleet, "--rollback", "--json", "--yes")
     assert gone.code == 0
     assert len(gone.json["destroyed"]) == 3
     with open_compute(lab_providers, "onprem") as compute:
@@ -174,7 +174,7 @@ def test_rehost_web_fleet_to_onprem_serves_http_and_is_idempotent(
 
 def test_failing_health_check_exits_non_zero_naming_the_instances(seeded: dict[str, Any]) -> None:
     fleet = unique("unhealthy")
-    base = ("rehost", "aws", "onprem", *WEB, "--fleet", fleet)
+    base = ("rehost", "aws", "onprem", *WEB, "--fleet", fleet, "--yes")
     try:
         result = run_cli(*base, "--health-check", "http://{address}:9999/healthz", "--health-timeout", "2")
         assert result.code == 1
@@ -187,7 +187,7 @@ def test_failing_health_check_exits_non_zero_naming_the_instances(seeded: dict[s
 
 def test_rehost_to_a_second_region_through_libcloud(lab: LabInfo, seeded: dict[str, Any]) -> None:
     fleet = unique("west")
-    args = ("rehost", "aws", "aws-west", *WEB, "--fleet", fleet, "--no-health-check", "--json")
+    args = ("rehost", "aws", "aws-west", *WEB, "--fleet", fleet, "--no-health-check", "--json", "--yes")
     west = raw_client(lab, "aws-west", "ec2")
     east = raw_client(lab, "aws", "ec2")
 

@@ -5,6 +5,7 @@ boto3, independently of failover's adapters."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +22,7 @@ from failover.config import Providers
 from failover.connect import open_store
 from failover.headermeta import decode_value
 from failover.types import ObjectMeta
-from tests.helpers import all_objects, raw_s3, run_cli, snapshot, unique
+from tests.helpers import all_objects, raw_s3, run_cli, seed, snapshot, unique
 
 MIB = 1024 * 1024
 PART = 8 * MIB  # the s3 adapter's default part size and multipart threshold
@@ -30,17 +31,6 @@ PART = 8 * MIB  # the s3 adapter's default part size and multipart threshold
 @pytest.fixture(autouse=True)
 def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "state"))
-
-
-def seed(client: Any, bucket: str, objects: dict[str, dict[str, Any]]) -> None:
-    client.create_bucket(Bucket=bucket)
-    for key, spec in objects.items():
-        extra = {
-            k: v for k, v in spec.items() if k in ("ContentType", "CacheControl", "ContentDisposition", "Metadata")
-        }
-        if "tags" in spec:
-            extra["Tagging"] = "&".join(f"{k}={v}" for k, v in spec["tags"].items())
-        client.put_object(Bucket=bucket, Key=key, Body=spec["body"], **extra)
 
 
 def dataset() -> dict[str, dict[str, Any]]:
@@ -366,7 +356,12 @@ def test_bandwidth_limit_and_progress(lab: LabInfo) -> None:
     assert result.code == 0, result.stderr
     assert elapsed >= 4.5, f"6 MiB at 1 MiB/s took only {elapsed:.1f} s"
     line = next(line for line in result.stderr.splitlines() if line.startswith("sync: ") and "ETA" in line)
-    assert "objects" in line and "MiB" in line and "obj/s" in line
+    # rclone -P's terms: objects and bytes of the total found so far, a windowed rate, ETA, transfers in flight.
+    assert re.search(r"\d+/12 objects copied, [\d.]+ (KiB|MiB) / 6\.0 MiB \(\d+%\), [\d.]+ (KiB|MiB)/s, ETA ", line), (
+        line
+    )
+    assert "in flight" in line
+    assert not re.search(r"\b\d+ kB\b|\bMB\b", result.stderr), "binary units only"
 
 
 def test_hostile_metadata_from_a_source_never_becomes_a_header_on_the_target(

@@ -31,7 +31,14 @@ EXPECTED = {
         "Faults", "MemoryCompute", "MemoryComputeOptions", "MemoryDns", "MemoryDnsOptions", "MemoryOptions",
         "MemoryStore", "reset_services",
     },
-    "failover.changes": {"Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json"},
+    "failover.changes": {
+        "Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json", "undo_of",
+    },
+    "failover.lint": {
+        "PARSE_ERROR", "Baseline", "Finding", "LintReport", "Portability", "Rule", "RuleSet", "fail_threshold",
+        "lint", "lint_json", "lint_sarif", "load_rules", "shipped_rules",
+    },
+    "failover.htmlreport": {"render_html", "report_kind", "write_html"},
     "failover.commands": {
         "RehostRefused", "RehostRequest", "RehostRun", "SyncRun", "plan_rehost_fleet", "rehost", "rehost_rollback",
         "sync", "verify", "write_json",
@@ -41,7 +48,8 @@ EXPECTED = {
         "RehostOutput", "StepOutput", "SyncOutput", "VerifyOutput",
     },
     "failover.playbook.steps": {
-        "KINDS", "ApprovalPending", "Context", "Outcome", "Planned", "Requirement", "StepKind", "kind_of", "undo_step",
+        "KINDS", "ApprovalPending", "Context", "Outcome", "Planned", "Requirement", "StepKind", "kind_of",
+        "plan_undo_step", "undo_step",
     },
 }  # fmt: skip
 

@@ -30,6 +30,8 @@ from failover.testing import (
     reset_services,
 )
 from failover.types import ObjectMeta
+from tests.test_html_report import browser as browser  # the fixture, for the report page's test
+from tests.test_html_report import distinct_pixels, load
 
 ZONE = "social.example"
 
@@ -211,3 +213,32 @@ def test_a_non_failover_exception_in_a_copy_worker_fails_the_step_and_rolls_back
     assert [e["error"] for e in run_report["errors"]] == [
         "internal error in a worker: RuntimeError: a bug in a worker thread"
     ]
+
+
+def test_the_run_writes_an_html_report_that_loads_alone_in_a_browser(
+    lab: dict[str, Any],
+    tmp_path: Path,
+    browser: Any,
+) -> None:
+    planned = _run(lab, PLAYBOOK, tmp_path, dry_run=True)
+    assert planned.outcome == "planned"
+    report = _run(lab, PLAYBOOK, tmp_path)
+    assert report.outcome == "succeeded"
+    page = next(Path(p) for p in report.report_files if p.endswith("report.html"))
+    assert any(p.endswith("report-1.json") for p in report.report_files), "each attempt keeps its own report"
+    data = json.loads(Path(report.report_files[0]).read_text())
+    assert data["schema"] == 1 and data["started"].endswith("Z") and data["plan"]["steps"], (
+        "ISO times, the approved plan"
+    )
+    assert all(s["started_at"] and s["finished_at"] for s in data["steps"])
+    html = page.read_text()
+    assert "<script" not in html
+    for section in ("Timeline", "Throughput over time", "What was not carried", "The plan that was approved"):
+        assert section in html
+    assert html.count("<rect") >= len(data["steps"]), "every step is a bar on the time axis"
+    assert "create bucket new:media" in html, "the dry run's plan is the one shown as approved"
+    console, requests = load(browser, page, tmp_path / "run.png")
+    assert console == [] and requests == []
+    assert distinct_pixels(tmp_path / "run.png") > 40
+    again = _run(lab, PLAYBOOK, tmp_path)
+    assert any(p.endswith("report-2.json") for p in again.report_files)
