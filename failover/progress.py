@@ -122,11 +122,9 @@ class ProgressMeter:
         left_objects = self.total_objects - self.done_objects
         if left_objects <= 0:
             return 0.0
-        if left_bytes > 0 and byte_rate > 0:
-            return left_bytes / byte_rate
-        if object_rate > 0:
-            return left_objects / object_rate
-        return None
+        if left_bytes > 0:
+            return left_bytes / byte_rate if byte_rate > 0 else None
+        return left_objects / object_rate if object_rate > 0 else None
 
     def line(self) -> str:
         """``sync: 1234/5000 objects copied (300 unchanged), 1.2 GiB / 2.0 GiB (60%), 12.3 MiB/s, ETA 1m02s,

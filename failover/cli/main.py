@@ -147,4 +147,11 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    if code == EXIT_INTERRUPTED:
+        # Everything is recorded; worker threads cut short by Ctrl-C (a copy sleeping under
+        # --bwlimit, a request in flight) would otherwise hold the exit until they end.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -181,9 +181,10 @@ def sync(
     else:
         _summary(app, data)
     code = _exit_code(report)
-    if run.abandoned:
-        # Copies are still waiting on a server that stopped answering; their threads would hold the
-        # process until the requests time out. Everything is recorded: leave now.
+    if run.abandoned or report.interrupted:
+        # Copies are still waiting on a server that stopped answering, or were cut short by Ctrl-C
+        # (a worker sleeping under --bwlimit); their threads would hold the process until they end.
+        # Everything is recorded (the journal survives kill -9 by design): leave now.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

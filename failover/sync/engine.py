@@ -77,6 +77,8 @@ BATCH = 500
 STOP_GRACE = 3.0
 """Once a run stops, how long copies still in flight get to finish before the run ends without
 them (they are waiting on a server that stopped answering; the next run does them again)."""
+INTERRUPT_GRACE = 1.0
+"""The same after Ctrl-C: a person is waiting, and whatever was in flight is resumed by the next run."""
 CHANGED_DURING_RUN_MARGIN = 2.0
 """A key only one listing showed, last modified after (the source's clock at the bucket's start -
 this), was written during the run; any other difference between the two listings is theirs."""
@@ -440,8 +442,14 @@ class SyncEngine:
                     self._fail_fast(error)
             if check is not None:
                 self._finish_cross_check(check, pair, bucket, journal, report, workers, copier)
+        except KeyboardInterrupt:
+            # Set before the workers are closed below, so that closing cancels what has not started
+            # and waits at most STOP_GRACE for what is in flight (Ctrl-C stops at once).
+            self.stop.set("interrupted", interrupted=True)
+            raise
         finally:
-            finished = workers.close(cancel=bool(self.stop), timeout=STOP_GRACE if self.stop else None)
+            grace = INTERRUPT_GRACE if self.stop.interrupted else STOP_GRACE
+            finished = workers.close(cancel=bool(self.stop), timeout=grace if self.stop else None)
             if not finished:
                 self._abandon(bucket, report)
         for bug in workers.callback_errors:

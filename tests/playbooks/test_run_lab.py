@@ -199,6 +199,15 @@ def test_evacuation_end_to_end_then_failback_and_rollback(
         assert back.code == 0, back.stdout + back.stderr
         assert _route53(lab)[(f"www.{ZONE}.", "A")][1] == old_web[1]
         assert _ask_powerdns(lab, f"www.{ZONE}.") == old_web[1]
+
+        # What a rollback would undo, before undoing it: the fleet deleted, records and TTLs put back.
+        undo = run_cli(*args, "--rollback", "--dry-run", env=state_dir, timeout=600)
+        assert undo.code == 0, undo.stdout + undo.stderr
+        undo_changes = {s["id"]: [(c["action"], c["resource"]) for c in s["changes"]] for s in undo.json["steps"]}
+        assert sum(1 for a, r in undo_changes["rehost"] if a == "delete" and r.startswith("instance ")) == 4
+        assert any(a == "update" and r.startswith(f"record www.{ZONE} A") for a, r in undo_changes["dns-cutover"])
+        assert ("delete", f"zone {ZONE} on onprem") in undo_changes["dns-prepare"]
+        assert _onprem_fleet(lab), "a dry run of the rollback changed nothing"
     finally:
         rolled = run_cli(*args, "--rollback", env=state_dir, timeout=600)
     assert rolled.code == 1 and rolled.json["outcome"] == "rolled back"
