@@ -158,14 +158,18 @@ def _throughput(samples: list[dict[str, Any]]) -> str:
         return (
             '<p class="muted">No throughput samples are recorded in this report (the run was too short or older).</p>'
         )
-    rates = [((t0 + t1) / 2, (b1 - b0) / max(t1 - t0, 1e-6)) for (t0, b0), (t1, b1) in itertools.pairwise(points)]
+    # The rate between consecutive samples, drawn as steps: flat over each interval (one interval shows too).
+    intervals = [(t0, t1, (b1 - b0) / max(t1 - t0, 1e-6)) for (t0, b0), (t1, b1) in itertools.pairwise(points)]
     width, height, left, bottom = 1000, 240, 70, 28
     t_max = max(points[-1][0], 1e-3)
-    r_max = max(max(r for _, r in rates), 1.0)
-    coords = " ".join(
-        f"{left + (width - left - 20) * t / t_max:.1f},{height - bottom - (height - bottom - 16) * r / r_max:.1f}"
-        for t, r in rates
-    )
+    r_max = max(max(r for _, _, r in intervals), 1.0)
+
+    def at(t: float, r: float) -> str:
+        return (
+            f"{left + (width - left - 20) * t / t_max:.1f},{height - bottom - (height - bottom - 16) * r / r_max:.1f}"
+        )
+
+    coords = " ".join(f"{at(t0, r)} {at(t1, r)}" for t0, t1, r in intervals)
     parts = [
         f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="throughput">'
     ]

@@ -23,13 +23,23 @@ def lab() -> None:
     aws     LocalStack (S3, EC2, Route53, STS, ...) in its own Python 3.13 virtualenv
     onprem  an S3-compatible server: MinIO when reachable, else SeaweedFS
     Data lives under $FAILOVER_LAB_DIR (default ~/.local/state/failover/lab).
+
+    \b
+    Example:
+      failover lab up && eval "$(failover lab env)" && failover lab seed
+      failover lab down
     """
 
 
 @lab.command()
 @pass_app
 def up(app: App) -> int:
-    """Install what is missing and start the lab (harmless if it already runs)."""
+    """Install what is missing and start the lab (harmless if it already runs).
+
+    \b
+    Example:
+      failover lab up && eval "$(failover lab env)" && failover lab seed
+    """
     info = Lab().up(app.progress)
     if app.json:
         app.emit_json(info.to_json(with_secrets=False))
@@ -44,7 +54,12 @@ def up(app: App) -> int:
 def down(app: App) -> int:
     """Stop the servers that 'lab up' started (external ones are left alone). SeaweedFS and PowerDNS
     keep their data on disk; LocalStack keeps nothing (its community edition has no persistence),
-    so after the next 'lab up' its buckets, instances and zones are gone: 'failover lab seed' again."""
+    so after the next 'lab up' its buckets, instances and zones are gone: 'failover lab seed' again.
+
+    \b
+    Example:
+      failover lab down
+    """
     stopped = Lab().down(app.progress)
     lost = [name for name in stopped if name == "localstack"]
     if app.json:
@@ -62,7 +77,12 @@ def down(app: App) -> int:
 @lab.command()
 @pass_app
 def status(app: App) -> int:
-    """Which servers run, where, and whether they answer. Exit 1 if any does not."""
+    """Which servers run, where, and whether they answer. Exit 1 if any does not.
+
+    \b
+    Example:
+      failover lab status --json
+    """
     info = Lab().status()
     if app.json:
         app.emit_json(info.to_json(with_secrets=False))
@@ -91,6 +111,10 @@ def env(app: App) -> int:
     """Shell exports that point failover at the lab: eval "$(failover lab env)".
 
     These are the lab's own throwaway credentials; --json adds endpoints for scripts.
+
+    \b
+    Example:
+      eval "$(failover lab env)"
     """
     info = Lab().info()
     if app.json:
@@ -108,7 +132,12 @@ def seed(app: App) -> int:
     """Put a small reference platform on the lab's aws side (LocalStack): user media with real
     metadata and tags in the buckets 'media' and 'backups'; a fleet of EC2 instances whose user-data
     starts the social web app; and services with no portable equivalent (Lambda, SQS, SNS, Secrets
-    Manager). Idempotent."""
+    Manager). Idempotent.
+
+    \b
+    Example:
+      failover lab seed && failover inventory aws
+    """
     from failover.config import load_providers
     from failover.connect import open_store
 

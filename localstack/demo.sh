@@ -21,13 +21,14 @@ step "3/6 seed the platform on AWS: user media, the app's fleet, its DNS zone, s
 "$failover" lab seed
 
 step "4/6 the plan (dry run: every provider checked, every step planned, nothing changed)"
-"$failover" run playbooks/evacuate-aws.yaml --dry-run
+# The same variables as the run below: it is the same run, and its report shows this plan as approved.
+"$failover" run playbooks/evacuate-aws.yaml --dry-run --var max_ttl_wait=5
 
 step "5/6 evacuate: failover run playbooks/evacuate-aws.yaml"
 # --yes approves the DNS cutover in advance; max_ttl_wait=5: the lab has no resolvers still holding
 # the old answers, so waiting out the old TTL (300 s) would only make the demo slower.
 "$failover" run playbooks/evacuate-aws.yaml --yes --var max_ttl_wait=5 \
-  --report "$FAILOVER_LAB_DIR/evacuation-report.json"
+  --report "$FAILOVER_LAB_DIR/evacuation-report.html"
 
 step "6/6 what users get now: the new DNS answers, the app runs there, its media comes from the new store"
 "$failover" dns query onprem www.social.example
@@ -48,5 +49,6 @@ print(f"GET http://{address}:8080/media/avatars/user000.png -> {image.status} {i
       f"{len(body)} bytes, fetched by the app from {page['media']}")
 PY
 echo
-echo "Report: $FAILOVER_LAB_DIR/evacuation-report.json"
+echo "Report for people (one self-contained page): $FAILOVER_LAB_DIR/evacuation-report.html"
+echo "The same as JSON, beside the run's state: $FAILOVER_STATE_DIR/runs/evacuate-aws-*/report.json"
 echo "Undo it: failover run playbooks/evacuate-aws.yaml --var max_ttl_wait=5 --rollback    Stop the lab: make lab-down"

@@ -28,7 +28,7 @@ def failover(*args: str, env: dict[str, str] | None = None, check: bool = False)
 
 def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
     result = failover("--json", "providers", "check", check=True)
-    checks = {(c["provider"], c["service"]): c for c in json.loads(result.stdout)}
+    checks = {(c["provider"], c["service"]): c for c in json.loads(result.stdout)["checks"]}
     assert set(checks) == {
         ("aws", "storage"),
         ("aws", "compute"),

@@ -16,7 +16,15 @@ from rich.table import Table
 from ..config import Providers, load_providers
 from ..secrets import RedactingFilter, redact
 
-__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "App", "pass_app", "setup_logging"]
+__all__ = [
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "App",
+    "complete_location",
+    "complete_provider",
+    "pass_app",
+    "setup_logging",
+]
 
 JSON_SCHEMA = 1
 """The version of every JSON document the CLI writes (docs/json.md); raised when a field changes meaning."""
@@ -91,3 +99,21 @@ class App:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def complete_provider(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of provider names from the providers file (never fails, never prints)."""
+    try:
+        root = ctx.find_root()
+        path = root.params.get("providers_path") if root is not None else None
+        names = load_providers(path).names
+    except Exception:  # noqa: BLE001 - completion must not break the shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_location(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of ``PROVIDER:`` for location arguments."""
+    if ":" in incomplete:
+        return []
+    return [f"{name}:" for name in complete_provider(ctx, param, incomplete)]

@@ -7,23 +7,31 @@ import click
 from ..connect import open_store
 from ..location import parse_location
 from ..units import human_size
-from .app import App, pass_app
+from .app import App, complete_location, pass_app
 
 __all__ = ["ls"]
 
 
 @click.command()
-@click.argument("location")
+@click.argument("location", shell_complete=complete_location)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many objects (1 or more).")
 @pass_app
 def ls(app: App, location: str, limit: int | None) -> int:
-    """List buckets (PROVIDER:) or objects (PROVIDER:BUCKET[/PREFIX])."""
+    """List buckets (PROVIDER:) or objects (PROVIDER:BUCKET[/PREFIX]).
+
+    \b
+    Example:
+      failover ls aws:
+      failover ls aws:media/avatars/ --limit 20
+    """
     where = parse_location(location)
     with open_store(app.providers, where.provider) as store:
         if where.bucket is None:
             buckets = store.list_buckets()
             if app.json:
-                app.emit_json([{"name": b.name, "created": b.created} for b in buckets])
+                app.emit_json(
+                    {"provider": where.provider, "buckets": [{"name": b.name, "created": b.created} for b in buckets]}
+                )
             for bucket in buckets:
                 app.say(bucket.name)
             return 0
@@ -39,7 +47,7 @@ def ls(app: App, location: str, limit: int | None) -> int:
             else:
                 app.say(f"{human_size(info.size):>10}  {info.key}")
         if app.json:
-            app.emit_json(items)
+            app.emit_json({"location": location, "objects": items, "count": count, "bytes": total})
         else:
             app.say(f"{count} object(s), {human_size(total)}")
     return 0

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..inventory import take_inventory
 from ..rehost import RehostPlan
 from ..rehost.plan import translation_notes
-from .app import App, pass_app
+from .app import App, complete_provider, pass_app
 
 __all__ = ["inventory", "rehost"]
 
@@ -29,12 +29,18 @@ def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("provider")
+@click.argument("provider", shell_complete=complete_provider)
 @click.option("--no-sizes", is_flag=True, help="Do not count objects and bytes per bucket (faster).")
 @pass_app
 def inventory(app: App, provider: str, no_sizes: bool) -> int:
     """What PROVIDER's account holds: buckets, instances, DNS zones, and services with no portable
-    equivalent (to be rebuilt by hand)."""
+    equivalent (to be rebuilt by hand), each labelled with failover lint's class and replacement.
+
+    \b
+    Example:
+      failover inventory aws
+      failover inventory aws --no-sizes --json
+    """
     found = take_inventory(app.providers, provider, sizes=not no_sizes)
     if app.json:
         app.emit_json(found.to_json())
@@ -112,8 +118,8 @@ def _table(app: App, rows: list[dict[str, Any]]) -> None:
 
 
 @click.command()
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", shell_complete=complete_provider)
+@click.argument("target", shell_complete=complete_provider)
 @click.option("--select", "selectors", multiple=True, metavar="TAG=VALUE", help="Only source instances with this tag.")
 @click.option("--fleet", help="Name of the target fleet (default: derived from source, target and selection).")
 @click.option("--health-check", metavar="URL", help="Health-check URL template, e.g. http://{address}:8080/healthz.")

@@ -14,18 +14,32 @@ __all__ = ["dns"]
 
 @click.group()
 def dns() -> None:
-    """Zones and records of a provider's DNS service."""
+    """Zones and records of a provider's DNS service.
+
+    \b
+    Example:
+      failover dns zones aws
+      failover dns records onprem social.example
+      failover dns query onprem www.social.example --type A
+    """
 
 
 @dns.command()
 @click.argument("provider")
 @pass_app
 def zones(app: App, provider: str) -> int:
-    """The zones PROVIDER hosts."""
+    """The zones PROVIDER hosts.
+
+    \b
+    Example:
+      failover dns zones aws --json
+    """
     with open_dns(app.providers, provider) as service:
         found = service.list_zones()
     if app.json:
-        app.emit_json([{"name": z.name, "id": z.id, "records": z.records} for z in found])
+        app.emit_json(
+            {"provider": provider, "zones": [{"name": z.name, "id": z.id, "records": z.records} for z in found]}
+        )
     else:
         app.table(["zone", "id", "record sets"], [[z.name, z.id, z.records] for z in found], title=provider)
     return 0
@@ -36,11 +50,22 @@ def zones(app: App, provider: str) -> int:
 @click.argument("zone")
 @pass_app
 def records(app: App, provider: str, zone: str) -> int:
-    """The record sets of ZONE on PROVIDER."""
+    """The record sets of ZONE on PROVIDER.
+
+    \b
+    Example:
+      failover dns records aws social.example
+    """
     with open_dns(app.providers, provider) as service:
         found = service.list_records(zone)
     if app.json:
-        app.emit_json([{"name": r.name, "type": r.type, "ttl": r.ttl, "values": list(r.values)} for r in found])
+        app.emit_json(
+            {
+                "provider": provider,
+                "zone": zone,
+                "records": [{"name": r.name, "type": r.type, "ttl": r.ttl, "values": list(r.values)} for r in found],
+            }
+        )
     else:
         app.table(["name", "type", "ttl", "values"], [[r.name, r.type, r.ttl, " ".join(r.values)] for r in found])
     return 0
@@ -58,7 +83,12 @@ def records(app: App, provider: str, zone: str) -> int:
 )
 @pass_app
 def query_command(app: App, provider: str, name: str, record_type: str) -> int:
-    """Ask PROVIDER's nameserver for NAME over DNS, as a resolver would (exit 1: no answer)."""
+    """Ask PROVIDER's nameserver for NAME over DNS, as a resolver would (exit 1: no answer).
+
+    \b
+    Example:
+      failover dns query onprem www.social.example --type AAAA
+    """
     with open_dns(app.providers, provider) as service:
         server = service.nameserver()
     if server is None:

@@ -123,7 +123,7 @@ def lint_command(
             rows = [[r.id, r.service, r.portability.value, r.effort, r.replacement] for r in rules]
             app.table(["rule", "service", "class", "effort", "replacement"], rows)
         else:
-            app.emit_json([{**r.model_dump(mode="json", by_alias=True), "examples": None} for r in rules])
+            app.emit_json({"rules": [{**r.model_dump(mode="json", by_alias=True), "examples": None} for r in rules]})
         return 0
     accepted = Baseline.read(baseline) if baseline is not None else None
     report = lint(list(paths) or [Path(".")], rules=rules, baseline=accepted)

@@ -50,7 +50,12 @@ def playbooks(ctx: click.Context, app: App) -> int:
 @playbooks.command("show")
 @click.argument("name")
 def show(name: str) -> int:
-    """Print the shipped playbook NAME (its comments say how to use it)."""
+    """Print the shipped playbook NAME (its comments say how to use it).
+
+    \b
+    Example:
+      failover playbooks show evacuate-aws > my-evacuation.yaml
+    """
     path = shipped_playbook(name)
     if path is None:
         raise ConfigError(

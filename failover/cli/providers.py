@@ -12,13 +12,24 @@ __all__ = ["providers"]
 
 @click.group()
 def providers() -> None:
-    """Inspect and check the configured providers."""
+    """Inspect and check the configured providers.
+
+    \b
+    Example:
+      failover providers list
+      failover providers check aws onprem
+    """
 
 
 @providers.command("list")
 @pass_app
 def list_(app: App) -> int:
-    """Providers, their services and adapter types (no network)."""
+    """Providers, their services and adapter types (no network).
+
+    \b
+    Example:
+      failover providers list --json
+    """
     config = app.providers
     config.validate_all()
     rows = []
@@ -27,7 +38,7 @@ def list_(app: App) -> int:
             spec = config.spec(name, service)
             rows.append([name, service, spec.type, spec.endpoint or "-", spec.region or "-"])
     if app.json:
-        app.emit_json([config.spec(n, s).describe() for n in config.names for s in config.services(n)])
+        app.emit_json({"providers": [config.spec(n, s).describe() for n in config.names for s in config.services(n)]})
     else:
         app.table(["provider", "service", "type", "endpoint", "region"], rows, title=config.path)
     return 0
@@ -37,13 +48,19 @@ def list_(app: App) -> int:
 @click.argument("names", nargs=-1)
 @pass_app
 def check(app: App, names: tuple[str, ...]) -> int:
-    """Per provider and service: reachable, authorised, declared capabilities. Exit 3 if any fails."""
+    """Per provider and service: reachable, authorised, declared capabilities. Exit 3 if any fails.
+
+    \b
+    Example:
+      failover providers check
+      failover providers check onprem --json
+    """
     config = app.providers
     for name in names:
         config.get(name)  # unknown names fail before any network call
     results = check_providers(config, list(names))
     if app.json:
-        app.emit_json([r.to_json() for r in results])
+        app.emit_json({"checks": [r.to_json() for r in results]})
     else:
         for r in results:
             state = []

@@ -20,7 +20,7 @@ from ..sync import SyncOptions, SyncReport, VerifyOptions, parse_rate
 from ..sync.digests import ALGORITHMS
 from ..sync.filters import Filters, parse_age, parse_size
 from ..units import human_size
-from .app import EXIT_INTERRUPTED, App, pass_app
+from .app import EXIT_INTERRUPTED, App, complete_location, pass_app
 from .progress import ProgressDisplay
 
 __all__ = ["sync", "verify"]
@@ -37,8 +37,8 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", shell_complete=complete_location)
+@click.argument("target", shell_complete=complete_location)
 @click.option("--dry-run", is_flag=True, help="Print the plan (objects and bytes per bucket); change nothing.")
 @click.option("--delete", is_flag=True, help="Delete target objects that are not in the source (guarded).")
 @click.option(
@@ -311,8 +311,8 @@ def _summary(app: App, data: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.argument("source")
-@click.argument("target")
+@click.argument("source", shell_complete=complete_location)
+@click.argument("target", shell_complete=complete_location)
 @click.option("--trust-digests", is_flag=True, help="Compare recorded digests instead of re-reading bytes.")
 @click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True)
 @click.option("-j", "--max-workers", type=click.IntRange(1, 256), default=16, show_default=True)
@@ -336,7 +336,13 @@ def verify(
     report_path: Path | None,
 ) -> int:
     """Compare SOURCE and TARGET: report missing, different and extra keys. Exit 1 if any object is
-    missing or different (extra keys alone are reported, not failed)."""
+    missing or different (extra keys alone are reported, not failed).
+
+    \b
+    Example:
+      failover verify aws:media onprem:media
+      failover verify aws: onprem: --report verify.html
+    """
     options = VerifyOptions(
         trust_digests=trust_digests,
         digest=digest,  # type: ignore[arg-type]

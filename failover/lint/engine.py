@@ -33,7 +33,11 @@ PARSE_ERROR = "parse-error"
 """The rule id of a file lint could not read: its dependencies are unknown, so it is a finding."""
 MAX_FILE_BYTES = 4 * 1024 * 1024
 """Larger files (generated bundles, data) are listed as skipped, not read."""
-SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", ".terraform", ".venv", "venv", "__pycache__", ".tox"})
+SKIPPED_DIRS = frozenset(
+    {".git", ".hg", ".svn", "node_modules", ".terraform", ".venv", "venv", "__pycache__", ".tox", "site-packages"}
+)
+"""Folders of tools and dependencies, not of the repository's own code (a virtualenv anywhere, known
+by its pyvenv.cfg, is skipped too)."""
 _SUPPRESS = re.compile(r"failover-lint:\s*ignore(?!-file)(?:\[([^\]]*)\])?")
 _SUPPRESS_FILE = "failover-lint: ignore-file"
 
@@ -216,7 +220,9 @@ def _files(paths: list[Path]) -> Iterator[tuple[Path, str]]:
             yield root, root.as_posix()
             continue
         for folder, dirs, names in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+            dirs[:] = sorted(
+                d for d in dirs if d not in SKIPPED_DIRS and not (Path(folder) / d / "pyvenv.cfg").exists()
+            )
             for name in sorted(names):
                 path = Path(folder) / name
                 yield path, path.as_posix().removeprefix("./")

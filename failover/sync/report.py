@@ -39,8 +39,10 @@ JSON_SCHEMA = 1
 KEY_KINDS = ("failed", "skipped", "deleted", "kept", "repaired", "unconfirmed", "listing", "filtered", "to_copy")
 """The named-key lists of a report: what went wrong or was changed, key by key (``to_copy``: a dry
 run's plan; ``filtered``: left out by --include/--exclude/--min-size/--max-size/--max-age)."""
-SAMPLE_EVERY = 1.0
-"""Seconds between throughput samples (the HTML report's chart)."""
+SAMPLE_EVERY = 0.25
+"""Seconds between throughput samples (the HTML report's chart) at the start of a run; the interval
+doubles whenever MAX_SAMPLES are reached, so a long run keeps its whole curve in bounded space."""
+MAX_SAMPLES = 2000
 
 
 class KeyList:
@@ -187,6 +189,7 @@ class SyncReport:
     samples: list[dict[str, float]] = field(default_factory=list)
     """Throughput over time: seconds since the start, objects and bytes copied by then."""
     _last_sample: float = field(default=0.0, repr=False)
+    _sample_every: float = field(default=SAMPLE_EVERY, repr=False)
     delete_refused: str | None = None
     aborted: str | None = None
     auth_failed: bool = False
@@ -227,8 +230,11 @@ class SyncReport:
     def sample(self, *, force: bool = False) -> None:
         """Record objects and bytes copied so far (at most every SAMPLE_EVERY seconds unless ``force``)."""
         now = time.time()
-        if force or now - self._last_sample >= SAMPLE_EVERY:
+        if force or now - self._last_sample >= self._sample_every:
             with self._lock:
+                if len(self.samples) >= MAX_SAMPLES:
+                    self.samples = self.samples[::2]
+                    self._sample_every *= 2
                 self._last_sample = now
                 self.samples.append(
                     {

@@ -111,7 +111,7 @@ def test_keys_the_target_cannot_hold_are_skipped_and_reported(lab: LabInfo) -> N
     assert result.code == 0, "the disk store holds every key shape"
     result = run_cli("--json", "sync", f"aws:{bucket}", f"onprem:{target}")
     report = result.json
-    capabilities = run_cli("--json", "providers", "check", "onprem").json[0]["capabilities"]["operations"]
+    capabilities = run_cli("--json", "providers", "check", "onprem").json["checks"][0]["capabilities"]["operations"]
     if "key_empty_segments" in capabilities:
         pytest.skip("declared: this onprem server holds every key shape")
     assert result.code == 1

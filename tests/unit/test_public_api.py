@@ -68,3 +68,28 @@ def test_the_package_loads_its_api_lazily() -> None:
     assert failover.ObjectStore.__module__ == "failover.storage"
     with pytest.raises(AttributeError):
         _ = failover.no_such_name  # type: ignore[attr-defined]
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    """``--help`` of every command and subcommand shows at least one example, as the README promises."""
+    import click
+
+    from failover.cli.main import COMMANDS, cli
+
+    missing = []
+    context = click.Context(cli)
+
+    def walk(command: click.Command, path: str) -> None:
+        if "Example" not in (command.help or ""):
+            missing.append(path)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                if sub is not None:
+                    walk(sub, f"{path} {name}")
+
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command is not None, name
+        walk(command, name)
+    assert missing == []
