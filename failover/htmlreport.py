@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .changes import change_line, changes_from_json
 from .errors import ConfigError
 from .files import write_atomic
 from .units import human_size
@@ -57,7 +58,6 @@ _STATUS_COLOURS = {
     "waiting": "#b7791f",
     "done earlier": "#7f8c9a",
 }
-_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "copy": ">", "read": "?", "wait": ".", "ask": "!", "send": "@"}
 
 
 def _e(value: Any) -> str:
@@ -192,13 +192,8 @@ def _throughput(samples: list[dict[str, Any]]) -> str:
 
 
 def _changes(changes: list[dict[str, Any]]) -> str:
-    lines = []
-    for change in changes:
-        symbol = _SYMBOLS.get(str(change.get("action")), "*")
-        detail = f" ({change['detail']})" if change.get("detail") else ""
-        lines.append(
-            f'<div class="chg">{_e(symbol)} {_e(change.get("action"))} {_e(change.get("resource"))}{_e(detail)}</div>'
-        )
+    """The changes as the CLI prints them (one renderer of a change: :func:`failover.changes.change_line`)."""
+    lines = [f'<div class="chg">{_e(change_line(change))}</div>' for change in changes_from_json(changes)]
     return "".join(lines) or '<span class="muted">no changes</span>'
 
 
