@@ -67,7 +67,7 @@ def chromium(cache: Path | None = None) -> tuple[Path, dict[str, str]]:
     if not binary.is_file():
         unpack_debian(CHROMIUM_PACKAGES, root_cache, hint="install it with: sudo apt-get install chromium")
     lib = root_cache / "root" / "usr" / "lib"
-    libs = [str(p) for arch in ("x86_64-linux-gnu", "aarch64-linux-gnu") for p in (lib / arch, lib / arch / "pulseaudio")]
-    libs = [p for p in libs if Path(p).is_dir()]
+    folders = [p for arch in ("x86_64-linux-gnu", "aarch64-linux-gnu") for p in (lib / arch, lib / arch / "pulseaudio")]
+    libs = [str(p) for p in folders if p.is_dir()]
     env = {"LD_LIBRARY_PATH": ":".join([*libs, os.environ.get("LD_LIBRARY_PATH", "")]).rstrip(":")}
     return binary, env
