@@ -114,7 +114,7 @@ steps:
     )
 
 
-def test_rehost_asks_before_creating_and_refuses_without_a_terminal(lab: LabInfo) -> None:
+def test_rehost_asks_before_creating_and_refuses_without_a_terminal(lab: LabInfo, failover_seeded_lab: LabInfo) -> None:
     fleet = unique("ask")
     refused = run_cli("rehost", "aws", "onprem", "--select", "role=web", "--fleet", fleet, "--no-health-check")
     assert refused.code == 2 and "--yes" in refused.stderr and "nobody is at a terminal" in refused.stderr
@@ -160,8 +160,14 @@ def test_dry_run_names_keys_and_a_rerun_claims_no_rate(lab: LabInfo, tmp_path: P
     text = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--dry-run", "--delete", "--force", env=env)
     assert "would copy 'k00'" in text.stdout and "and 5 more to copy" in text.stdout
     assert "would delete 'extra0'" in text.stdout
-    done = run_cli("--json", "sync", f"aws:{bucket}", f"onprem:{bucket}", "--delete", "--force", env=env)
-    assert done.code == 0 and sorted(k["key"] for k in done.json["keys"]["deleted"]) == ["extra0", "extra1", "extra2"]
+    report = tmp_path / "done.json"
+    done = run_cli(
+        "sync", f"aws:{bucket}", f"onprem:{bucket}", "--delete", "--force", "-v", "--report", str(report), env=env
+    )
+    assert done.code == 0
+    assert "copied 'k00'" in done.stderr and "deleted 'extra0'" in done.stderr, "-v names each key as it goes"
+    named = json.loads(report.read_text())["keys"]["deleted"]
+    assert sorted(k["key"] for k in named) == ["extra0", "extra1", "extra2"]
     again = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", env=env)
     assert again.code == 0 and "nothing needed copying" in again.stdout and "MiB/s" not in again.stdout
 

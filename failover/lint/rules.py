@@ -70,6 +70,8 @@ class Match(BaseModel):
     """CloudFormation and SAM resource types; an entry ending in ``::`` is a prefix."""
     cloudformation_property: str | None = None
     """Only resources with this property (``AliasTarget``); such a rule wins over one without."""
+    sam_events: tuple[str, ...] = ()
+    """SAM function event source types (``Events: {Jobs: {Type: SQS}}``)."""
     classes: tuple[str, ...] = ()
     """SDK client names: ``new AWS.<C>(`` (JavaScript v2), ``new <C>Client(`` (v3), ``Aws::<C>::`` (Ruby)."""
     js: tuple[str, ...] = ()
@@ -165,6 +167,7 @@ class RuleSet:
         self.ingress_classes: dict[str, Rule] = {}
         self.actions: dict[str, Rule] = {}
         self.files: dict[str, Rule] = {}
+        self.sam_events: dict[str, Rule] = {}
         for rule in self.rules:
             m = rule.match
             flat = [s.replace("-", "") for s in m.sdk]
@@ -180,6 +183,7 @@ class RuleSet:
             self._add(self.ingress_classes, m.k8s_ingress_classes, rule)
             self._add(self.actions, m.actions, rule)
             self._add(self.files, m.files, rule)
+            self._add(self.sam_events, m.sam_events, rule)
         # Longest first, so that aws_cloudwatch_event_ (EventBridge) wins over aws_cloudwatch_ (CloudWatch).
         self._terraform = sorted(
             ((name, rule) for rule in self.rules for name in rule.match.terraform), key=lambda p: -len(p[0])

@@ -235,6 +235,13 @@ def _cloudformation(document: yaml.Node, rules: RuleSet) -> list[Hit]:
         rule = rules.cloudformation(resource_type, names)
         if rule is not None:
             hits.append(Hit(key.start_mark.line + 1, rule, f"{resource_type} {_scalar(key)}"))
+        events = _get(properties, "Events") if properties is not None else None
+        for event, spec in _pairs(events) if events is not None else []:
+            source = _scalar(_get(spec, "Type")) or ""
+            event_rule = rules.sam_events.get(source)
+            if event_rule is not None:
+                what = f"{_scalar(key)} event {_scalar(event)} ({source})"
+                hits.append(Hit(event.start_mark.line + 1, event_rule, what))
     return hits
 
 
@@ -460,7 +467,8 @@ def _python_service_constants(tree: ast.Module, rules: RuleSet) -> list[Hit]:
 # --- JavaScript/TypeScript, Go, Java, Ruby -------------------------------------------------
 
 _JS_IMPORT = re.compile(r"""(?:\bfrom\s*|\brequire\s*\(\s*|\bimport\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]""")
-_JS_NEW = re.compile(r"\bnew\s+(?:AWS\.)?([A-Z][\w]*)\s*\(")
+_JS_NEW = re.compile(r"\bnew\s+(?:AWS\.)?([A-Z][\w]*)(?:\.[A-Z]\w*)*\s*\(")
+"""``new DynamoDBClient(``, ``new AWS.SQS(``, ``new AWS.DynamoDB.DocumentClient(`` (the service is the first name)."""
 _JS_STATIC = re.compile(r"\b([A-Z][\w]*Client)\.(?:from|builder|create)\s*\(")
 _GO_IMPORT = re.compile(r'"github\.com/aws/aws-sdk-go(?:-v2)?/(service/[a-z0-9]+)')
 _JAVA_IMPORT = re.compile(

@@ -113,3 +113,43 @@ def test_the_meter_reports_a_windowed_rate_and_never_a_rate_for_unchanged_object
     now[0] += 30  # a stall: the window empties, the rate says so
     assert "0 B/s" in meter.line() and "ETA -" in meter.line()
     assert duration(75) == "1m15s" and duration(3700) == "1h01m40s"
+
+
+def test_a_dry_run_with_another_journal_plans_objects_already_on_the_target_as_checks(tmp_path: Path) -> None:
+    """A playbook's sync keeps its own journal: what a standalone sync copied is on the target but
+    not in that journal. The plan says so (compared by digest, sent only if different), not 'to copy'."""
+    space = f"check-{tmp_path.name}"
+    source = MemoryStore("src", MemoryOptions(space=f"{space}-a"))
+    target = MemoryStore("dst", MemoryOptions(space=f"{space}-b"))
+    source.create_bucket("bkt")
+    for i in range(6):
+        source.put("bkt", f"k{i}", bytes([i]) * 100)
+    where = parse_location("src:bkt"), parse_location("dst:bkt")
+    first = SyncEngine(source, target, *where, SyncOptions(journal=tmp_path / "standalone.sqlite")).run()
+    assert first.complete
+    source.put("bkt", "new", b"n" * 10)
+    plan = SyncEngine(source, target, *where, SyncOptions(dry_run=True, journal=tmp_path / "playbook.sqlite")).run()
+    totals = plan.to_json()["totals"]
+    assert (totals["to_check"], totals["to_copy"]) == (6, 1)
+    assert any(c.resource.startswith("dst:bkt: objects already there") for c in plan.changes())
+    applied = SyncEngine(source, target, *where, SyncOptions(journal=tmp_path / "playbook.sqlite")).run()
+    data = applied.to_json()["totals"]
+    assert applied.complete and data["copied"] == 1 and data["content_unchanged"] == 6, data
+    MemoryStore.reset()
+
+
+def test_lab_down_says_that_localstack_keeps_no_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    import failover.lab.cli as lab_cli
+    from click.testing import CliRunner
+
+    from failover.cli.main import cli
+
+    class _Lab:
+        def down(self, progress: object) -> list[str]:
+            return ["localstack", "onprem-s3"]
+
+    monkeypatch.setattr(lab_cli, "Lab", _Lab)
+    result = CliRunner().invoke(cli, ["lab", "down"])
+    assert result.exit_code == 0 and "LocalStack keeps no data" in result.output
+    as_json = CliRunner().invoke(cli, ["--json", "lab", "down"])
+    assert '"data_lost": [\n    "localstack"\n  ]' in as_json.output
