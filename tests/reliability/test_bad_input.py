@@ -25,8 +25,10 @@ ALIAS_BOMB = "a: &a [1,1,1,1,1,1,1,1,1,1]\n" + "".join(
 
 
 def cli(
-    rig: Rig, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    rig: Rig, *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI against the rig; no traceback unless --debug asked for one; every output kept
+    for the secret scan (test_secrets.py)."""
     result = subprocess.run(
         [sys.executable, "-m", "failover", *args],
         env={**os.environ, **rig.env, **(env or {})},

@@ -28,24 +28,9 @@ from tests.helpers import list_keys, unique
 from tests.reliability import dataset
 from tests.reliability.conftest import Rig
 from tests.reliability.faultproxy import Plan
+from tests.reliability.test_bad_input import cli
 
 MIB = 1024 * 1024
-
-
-def cli(
-    rig: Rig, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "failover", *args],
-        env={**os.environ, **rig.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    rig.outputs.append(result.stdout + result.stderr)
-    return result
 
 
 def put_many(client: Any, bucket: str, objects: dict[str, bytes]) -> None:
