@@ -14,7 +14,7 @@ from .app import App, pass_app
 
 __all__ = ["lint_command"]
 
-_MARK = {"proprietary": "error", "managed": "warning", "portable": "note", None: "error"}
+_MARK = {"proprietary": "error", "managed": "warning", "portable": "note", "unclassified": "review", None: "error"}
 
 
 def _text(app: App, report: LintReport, *, verbose: bool) -> None:
@@ -26,10 +26,14 @@ def _text(app: App, report: LintReport, *, verbose: bool) -> None:
             continue
         if finding.portability is Portability.PORTABLE and not verbose:
             continue
+        advice = (
+            f"needs {finding.replacement}"
+            if finding.portability is Portability.UNCLASSIFIED
+            else f"replace with {finding.replacement} (effort: {finding.effort})"
+        )
         app.say(
             f"{finding.path}:{finding.line}: {_MARK[finding.portability.value]} [{finding.rule_id}] "
-            f"{finding.service} ({finding.resource}): {finding.portability.value}; "
-            f"replace with {finding.replacement} (effort: {finding.effort})"
+            f"{finding.service} ({finding.resource}): {finding.portability.value}; {advice}"
         )
     services = report.by_service()
     if services:
@@ -39,14 +43,16 @@ def _text(app: App, report: LintReport, *, verbose: bool) -> None:
         )
     directories = report.by_directory()
     if directories:
-        rows = [[d["directory"], d["proprietary"], d["managed"], d["portable"], d["unparsed"]] for d in directories]
-        app.table(["directory", "proprietary", "managed", "portable", "unparsed"], rows, title="readiness by directory")
+        columns = ["proprietary", "managed", "portable", "unclassified", "unparsed"]
+        rows = [[d["directory"], *(d[c] for c in columns)] for d in directories]
+        app.table(["directory", *columns], rows, title="readiness by directory")
     counts = report.counts()
     low, high = report.effort_days()
     hidden = "" if verbose or not counts["portable"] else " (portable ones listed with -v)"
     app.say(
         f"{report.files_scanned} files in {report.seconds:.2f} s: {counts['proprietary']} proprietary, "
         f"{counts['managed']} managed open-source, {counts['portable']} portable{hidden}, "
+        f"{counts['unclassified']} with no rule yet (review), "
         f"{counts['unparsed']} unparsable; {counts['suppressed']} suppressed inline, "
         f"{counts['baselined']} in the baseline"
     )
@@ -70,7 +76,8 @@ def _text(app: App, report: LintReport, *, verbose: bool) -> None:
     default="proprietary",
     show_default=True,
     metavar="CLASS",
-    help="Exit 1 when a finding of this class or worse is left: proprietary, managed, portable, or none.",
+    help="Exit 1 when a finding of this class or worse is left: proprietary, managed, portable, or none "
+    "(AWS resources no rule classifies are listed for review; --fail-on unclassified fails on any finding).",
 )
 @click.option("--baseline", type=click.Path(path_type=Path, dir_okay=False), help="Accepted findings (JSON).")
 @click.option(

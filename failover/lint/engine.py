@@ -178,13 +178,20 @@ class LintReport:
         for finding in self.active:
             row = rows.setdefault(
                 finding.directory,
-                {"directory": finding.directory, "proprietary": 0, "managed": 0, "portable": 0, "unparsed": 0},
+                {
+                    "directory": finding.directory,
+                    "proprietary": 0,
+                    "managed": 0,
+                    "portable": 0,
+                    "unclassified": 0,
+                    "unparsed": 0,
+                },
             )
             row[finding.portability.value if finding.portability else "unparsed"] += 1
         return sorted(rows.values(), key=lambda r: (-r["proprietary"], -r["managed"], r["directory"]))
 
     def counts(self) -> dict[str, int]:
-        found = {"proprietary": 0, "managed": 0, "portable": 0, "unparsed": 0}
+        found = {"proprietary": 0, "managed": 0, "portable": 0, "unclassified": 0, "unparsed": 0}
         for finding in self.active:
             found[finding.portability.value if finding.portability else "unparsed"] += 1
         found["suppressed"] = sum(1 for f in self.findings if f.suppressed == "inline")
@@ -195,7 +202,7 @@ class LintReport:
         """Engineer-days to replace every non-portable service found (each service once)."""
         low = high = 0
         for row in self.by_service():
-            if row["class"] != Portability.PORTABLE.value:
+            if row["class"] in (Portability.PROPRIETARY.value, Portability.MANAGED.value):
                 a, b = EFFORT_DAYS[row["effort"]]
                 low, high = low + a, high + b
         return low, high

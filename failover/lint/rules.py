@@ -33,14 +33,16 @@ class Portability(enum.StrEnum):
     """A managed open-source engine: the engine runs anywhere, only the operator changes."""
     PORTABLE = "portable"
     """Standard everywhere (machines, the S3 API, DNS): re-expressed or moved by failover itself."""
+    UNCLASSIFIED = "unclassified"
+    """An AWS resource no rule knows yet: not called lock-in, not called portable, listed for review."""
 
     @property
     def rank(self) -> int:
-        return {"proprietary": 3, "managed": 2, "portable": 1}[self.value]
+        return {"proprietary": 3, "managed": 2, "portable": 1, "unclassified": 0}[self.value]
 
     @property
     def sarif_level(self) -> str:
-        return {"proprietary": "error", "managed": "warning", "portable": "note"}[self.value]
+        return {"proprietary": "error", "managed": "warning", "portable": "note", "unclassified": "warning"}[self.value]
 
 
 Effort = Literal["small", "medium", "large"]
