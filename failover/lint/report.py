@@ -37,11 +37,11 @@ def lint_json(report: LintReport, *, fail_on: str, failed: bool) -> dict[str, An
     }
 
 
-def _uri(path: str) -> tuple[str, str | None]:
-    """(uri, uriBaseId): paths under the working directory are relative to SRCROOT."""
+def _uri(path: str, root: Path) -> tuple[str, str | None]:
+    """(uri, uriBaseId): paths under ``root`` (the working directory, SRCROOT) are relative to it."""
     resolved = Path(path).resolve()
     try:
-        relative = resolved.relative_to(Path.cwd().resolve())
+        relative = resolved.relative_to(root)
     except ValueError:
         return resolved.as_uri(), None
     return urllib.parse.quote(relative.as_posix()), "SRCROOT"
@@ -80,8 +80,8 @@ def _sarif_rule(rule_id: str, rules: RuleSet) -> dict[str, Any]:
     }
 
 
-def _sarif_result(finding: Finding, index: int) -> dict[str, Any]:
-    uri, base = _uri(finding.path)
+def _sarif_result(finding: Finding, index: int, root: Path) -> dict[str, Any]:
+    uri, base = _uri(finding.path, root)
     location: dict[str, Any] = {"uri": uri}
     if base:
         location["uriBaseId"] = base
@@ -111,6 +111,7 @@ def lint_sarif(report: LintReport, rules: RuleSet) -> dict[str, Any]:
     """One SARIF 2.1.0 log: one run, the rules that fired as ``tool.driver.rules``."""
     rule_ids = list(dict.fromkeys(f.rule_id for f in report.findings))
     index = {rule_id: n for n, rule_id in enumerate(rule_ids)}
+    root = Path.cwd().resolve()
     run: dict[str, Any] = {
         "tool": {
             "driver": {
@@ -121,9 +122,9 @@ def lint_sarif(report: LintReport, rules: RuleSet) -> dict[str, Any]:
                 "rules": [_sarif_rule(rule_id, rules) for rule_id in rule_ids],
             }
         },
-        "originalUriBaseIds": {"SRCROOT": {"uri": Path.cwd().resolve().as_uri() + "/"}},
+        "originalUriBaseIds": {"SRCROOT": {"uri": root.as_uri() + "/"}},
         "columnKind": "unicodeCodePoints",
-        "results": [_sarif_result(f, index[f.rule_id]) for f in report.findings],
+        "results": [_sarif_result(f, index[f.rule_id], root) for f in report.findings],
         "invocations": [
             {
                 "executionSuccessful": True,

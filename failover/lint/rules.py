@@ -176,7 +176,7 @@ class RuleSet:
             self._add(self.sdk, m.sdk, rule)
             self._add(self.arn, (*m.sdk, *m.arn), rule)
             self._add(self.hosts, (*m.sdk, *m.hosts), rule)
-            self._add(self.classes, m.classes, rule)
+            self._add(self.classes, (c.lower() for c in m.classes), rule)  # looked up case-blind
             self._add(self.js, (*(f"@aws-sdk/client-{s}" for s in m.sdk), *m.js), rule)
             self._add(self.go, (*(f"service/{s}" for s in flat), *m.go), rule)
             self._add(self.java, (*(f"services.{s}" for s in flat), *m.java), rule)

@@ -22,7 +22,7 @@ import yaml
 
 from .rules import Rule, RuleSet
 
-__all__ = ["Hit", "Unparsable", "scan_text", "scanner_for"]
+__all__ = ["Hit", "Scanner", "Unparsable", "scan_text", "scanner_for"]
 
 
 @dataclass(frozen=True)
@@ -480,9 +480,8 @@ _LINE_COMMENT = re.compile(r"^\s*(?://|#|\*|/\*)")
 
 
 def _client_class(rules: RuleSet, name: str) -> Rule | None:
-    lowered = {key.lower(): rule for key, rule in rules.classes.items()}
-    stem = name[: -len("Client")] if name.endswith("Client") else name
-    return lowered.get(stem.lower())
+    """``SQSClient``, ``SqsClient``, ``SQS`` -> the rule naming the SQS client (case-blind)."""
+    return rules.classes.get(name.removesuffix("Client").lower())
 
 
 def scan_code(path: str, text: str, rules: RuleSet) -> list[Hit]:

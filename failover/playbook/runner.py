@@ -181,7 +181,7 @@ def _write_report(report: RunReport, directory: Path | None, extra: Path | None)
     """The report as JSON (``report.json``, the latest, and ``report-<attempt>.json``, kept) and as
     HTML (``report.html``) in the run's directory; ``extra`` (``--report``) is HTML when it ends in
     ``.html``, JSON otherwise."""
-    from ..htmlreport import render_html
+    from ..htmlreport import HTML_SUFFIXES, render_html
 
     written: list[Path] = []
     if directory is not None:
@@ -198,7 +198,7 @@ def _write_report(report: RunReport, directory: Path | None, extra: Path | None)
     text = redact(json.dumps(data, indent=2, default=str)) + "\n"
     page = redact(render_html(data))
     for path in written:
-        write_atomic(path, page if path.suffix.lower() in (".html", ".htm") else text)
+        write_atomic(path, page if path.suffix.lower() in HTML_SUFFIXES else text)
 
 
 def _record_plan(report: RunReport, directory: Path) -> None:
