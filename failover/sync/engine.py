@@ -495,6 +495,8 @@ class SyncEngine:
             for batch in self._batches(self.target.list_objects(pair.dst_bucket, pair.dst_prefix)):
                 journal.record_target([(pair.dst_bucket, info.key, info.size) for info in batch])
                 bucket.target_listed += len(batch)
+            if self.options.delete:
+                self._cross_check_target(pair, bucket, journal)
         except ProviderError as error:
             bucket.target_listing_complete = False
             if self.options.delete:  # then it is why the run cannot finish what it was asked to do
@@ -504,6 +506,33 @@ class SyncEngine:
             if isinstance(error, AuthError | Stalled):
                 self._fail_fast(error)
                 raise _Abort from error
+
+    def _cross_check_target(self, pair: BucketPair, bucket: BucketReport, journal: Journal) -> None:
+        """Deletes are chosen from the target listing: a key it silently left out would stay on the
+        target although the source no longer holds it. Where the target declares a second listing
+        mechanism, list it that way too; the delete candidates are what either listing showed
+        (each one is still looked up on the source before it is deleted)."""
+        if not self.options.cross_check:
+            bucket.target_listing_check = "end confirmed (cross-check off)"
+            return
+        try:
+            listing = self.target.list_objects_second_way(pair.dst_bucket, pair.dst_prefix)
+        except NotSupported:
+            bucket.target_listing_check = "end confirmed (the target has no second listing mechanism)"
+            return
+        for batch in self._batches(listing):
+            journal.record_target([(pair.dst_bucket, info.key, info.size) for info in batch])
+        only_second = journal.target_count(pair.dst_bucket, pair.dst_prefix) - bucket.target_listed
+        bucket.target_listed += only_second
+        bucket.target_listing_check = (
+            "cross-checked"
+            if not only_second
+            else f"cross-checked: {only_second} key(s) shown only by the second listing"
+        )
+        if only_second:
+            self.progress.note(
+                f"{pair.dst_bucket}: the target's second listing showed {only_second} key(s) the first left out"
+            )
 
     @staticmethod
     def _batches(items: Iterable[ObjectInfo]) -> Iterator[list[ObjectInfo]]:

@@ -134,6 +134,10 @@ class BucketReport:
     listing_disagreements: int = 0
     """Keys the two listings disagree on that are not explained by changes during the run."""
     target_listing_complete: bool = True
+    target_listing_check: str = "end confirmed"
+    """With --delete, how the target listing (what deletes are chosen from) was confirmed:
+    "cross-checked" with the target's second listing mechanism, and how many keys only the second
+    listing showed (added to the delete candidates, each still looked up on the source first)."""
 
 
 @dataclass

@@ -143,6 +143,35 @@ def test_listings_that_end_early_or_omit_keys_lose_nothing(rig: Rig, record: Any
     assert not set(held) & set(stale), "the stale objects go once the listings are confirmed"
 
 
+def test_a_target_listing_that_leaves_keys_out_still_deletes_them(rig: Rig, record: Any) -> None:
+    """--delete chooses what to delete from the target listing: a page that silently leaves keys
+    out would keep objects the source no longer holds, and the run would still exit 0. The target's
+    second listing finds them; each is still looked up on the source before it goes."""
+    bucket = unique("target-omits")
+    objects = {f"keep/{i:03d}": f"source {i}".encode() for i in range(30)}
+    put_many(rig.reader("source"), bucket, objects)
+    stale = {f"stale/{i:03d}": b"only on the target" for i in range(40)}
+    put_many(rig.reader("target"), bucket, stale)
+    # Only the first listing page of the target is damaged: it lists nothing but the stale keys.
+    rig.faults(target=Plan(seed=5, rates={"listing_omits": 1.0}, limit={"listing_omits": 1}))
+    result = cli(rig, "--json", "sync", f"src:{bucket}", f"dst:{bucket}", "--delete", "--force")
+    report = json.loads(result.stdout)
+    held = contents(rig.reader("target"), bucket)
+    omitted = rig.target_proxy.stats.omitted_keys
+    record(
+        "trust 1c: a target listing page leaving keys out, --delete",
+        omitted_by_faults=omitted,
+        exit=result.returncode,
+        stale_left=len(set(held) & set(stale)),
+        check=[b["target_listing_check"] for b in report["buckets"]],
+    )
+    assert omitted, "the fault fired"
+    assert result.returncode == 0, report["errors"]
+    assert not set(held) & set(stale), f"kept although the source does not hold them: {sorted(set(held) & set(stale))}"
+    assert {k: v for k, v in held.items() if k in objects} == sha(objects)
+    assert report["buckets"][0]["target_listing_check"].startswith("cross-checked: ")
+
+
 # -- 2. a resumed multipart upload and a source that changed -------------------------------------------
 
 
