@@ -11,7 +11,9 @@ engine, close, record).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +25,7 @@ from .errors import ConfigError, FailoverError
 from .files import write_atomic
 from .secrets import redact
 from .sync import (
+    ClusterRun,
     Progress,
     SyncEngine,
     SyncOptions,
@@ -85,20 +88,47 @@ def sync(
     """Copy ``source`` to ``target`` (``PROVIDER:BUCKET[/PREFIX]``, or ``PROVIDER:``) as the sync
     engine does, or plan it (``options.dry_run``). The run's report is kept beside its journal."""
     src, dst, source_store, target_store = open_locations(providers, source, target)
-    engine = SyncEngine(source_store, target_store, src, dst, options, progress)
-    try:
-        report = engine.run()
-    finally:
-        # Abandoned copies still hold the stores; closing them under those threads helps nobody.
-        if not engine.abandoned:
-            source_store.close()
-            if target_store is not source_store:
-                target_store.close()
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if options.cluster is not None and not options.dry_run:
+            cluster = _cluster_run(stack, providers, source, target, options)
+        engine = SyncEngine(source_store, target_store, src, dst, options, progress, cluster)
+        try:
+            report = engine.run()
+        finally:
+            # Abandoned copies still hold the stores; closing them under those threads helps nobody.
+            if not engine.abandoned:
+                source_store.close()
+                if target_store is not source_store:
+                    target_store.close()
     report_file = None
     if not options.dry_run:
         report_file = Path(report.journal).with_suffix(f".run-{report.run}.json")
         write_json(report_file, report.to_json())
     return SyncRun(report, engine.abandoned, report_file)
+
+
+def _cluster_run(
+    stack: contextlib.ExitStack, providers: Providers, source: str, target: str, options: SyncOptions
+) -> ClusterRun:
+    """Start (or reach) the run's cluster; it is stopped when ``stack`` closes."""
+    from .cluster.pool import open_client
+    from .cluster.tasks import Job
+
+    assert options.cluster is not None
+    client = stack.enter_context(open_client(options.cluster))
+    job = Job(
+        providers=providers.file,
+        providers_path=providers.path,
+        source=source,
+        target=target,
+        digest=options.digest,
+        readback=options.readback,
+        parts_in_flight=options.parts_in_flight,
+        stall_timeout=options.stall_timeout,
+        run_token=uuid.uuid4().hex,
+    )
+    return ClusterRun(client, job, options.cluster)
 
 
 def verify(

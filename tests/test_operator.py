@@ -5,6 +5,7 @@ once and says how to resume, and a re-run that copied nothing not claiming a tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -182,7 +183,14 @@ def test_ctrl_c_stops_within_two_seconds_and_says_how_to_resume(lab: LabInfo, tm
     process = subprocess.Popen(
         [*argv, "--report", str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
-    time.sleep(2.5)
+    # Ctrl-C once copies are under way (a fixed delay is too early or too late on a loaded machine).
+    onprem = raw_s3(lab, "onprem")
+    deadline = time.monotonic() + 30
+    while process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if onprem.list_objects_v2(Bucket=bucket).get("KeyCount", 0) >= 3:
+                break
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     sent = time.monotonic()
     out, err = process.communicate(timeout=60)

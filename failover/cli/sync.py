@@ -12,6 +12,7 @@ import click
 
 from .. import commands
 from ..changes import change_line, changes_from_json
+from ..cluster.spec import parse_cluster
 from ..errors import AuthError, ConfigError, ProviderError
 from ..liveness import DEFAULT_STALL_TIMEOUT
 from ..secrets import redact
@@ -100,6 +101,12 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--min-size", metavar="SIZE", help="Leave out objects smaller than SIZE (e.g. 100k; binary units).")
 @click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G).")
 @click.option("--max-age", metavar="AGE", help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).")
+@click.option(
+    "--cluster",
+    metavar="local:N|tcp://HOST:PORT",
+    help="List and copy on a Dask cluster: N worker processes started here, or a running scheduler "
+    "(the journal, deletes and the report stay here; workers read credentials from their own environment).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered.")
 @pass_app
 def sync(
@@ -128,6 +135,7 @@ def sync(
     min_size: str | None,
     max_size: str | None,
     max_age: str | None,
+    cluster: str | None,
     verbose: bool,
 ) -> int:
     """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
@@ -142,6 +150,7 @@ def sync(
       failover sync aws:media onprem:media --dry-run
       failover sync aws: onprem: -j 32 --report evacuation.html
       failover sync aws:media/2024/ onprem:media/2024/ --include '*.jpg' --max-age 7d -v
+      failover sync aws:media onprem:media --cluster local:4
     """
     options = SyncOptions(
         dry_run=dry_run,
@@ -168,6 +177,7 @@ def sync(
             max_age=parse_age(max_age, "--max-age") if max_age else None,
         ),
         on_key=_key_printer(app) if verbose else None,
+        cluster=parse_cluster(cluster) if cluster else None,
     )
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
         run = commands.sync(app.providers, source, target, options, progress)

@@ -34,7 +34,7 @@ from ..errors import IntegrityError, NotFound, ProviderError
 from ..storage import ObjectReader, ObjectStore, read_full
 from ..types import MetaField, ObjectInfo, ObjectMeta, PartInfo
 from .digests import Algorithm, Digest, metadata_key, new_digest
-from .journal import Journal, ObjectRow, PartRow, SourceVersion
+from .journal import Ledger, ObjectRow, PartRow, SourceVersion
 from .keys import SOURCE_KEY_META, is_encoding_of, quote_source_key
 from .report import SyncReport
 from .throttle import Bandwidth
@@ -110,7 +110,7 @@ class Copier:
         self,
         source: ObjectStore,
         target: ObjectStore,
-        journal: Journal,
+        journal: Ledger,
         report: SyncReport,
         *,
         algorithm: Algorithm,
@@ -172,6 +172,29 @@ class Copier:
             if resumed is not None:
                 return resumed
         return self._send(row, target_size)
+
+    def copy_retrying(
+        self,
+        row: ObjectRow,
+        *,
+        reverify: bool = False,
+        target_size: int | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> Result:
+        """:meth:`copy`, once more when the bytes did not arrive intact (or the source changed while
+        being read): the second attempt resumes an upload the first began, never starts a second
+        one beside it. Any other failure is raised at once."""
+        for attempt in (1, 2):
+            if stopping():
+                raise concurrent.futures.CancelledError("stopped before it started")
+            if attempt > 1:
+                row = self.journal.refresh(row)
+            try:
+                return self.copy(row, reverify=reverify, target_size=target_size)
+            except IntegrityError:
+                if attempt == 2 or stopping():
+                    raise
+        raise AssertionError("unreachable")
 
     def _send(self, row: ObjectRow, target_size: int | None) -> Result:
         reader = self._open_source(row)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import Providers
 from ..connect import open_store
@@ -42,8 +42,8 @@ from ..errors import (
     AuthError,
     ConfigError,
     FailoverError,
-    IntegrityError,
     InvalidRequest,
+    ListingIncomplete,
     NotFound,
     NotSupported,
     ProviderError,
@@ -56,14 +56,20 @@ from ..types import ObjectInfo
 from .copier import Copier, Outcome, Result
 from .digests import Algorithm
 from .filters import Filters
-from .journal import Journal, Listed, ObjectRow, snapshot
+from .journal import Journal, Listed, ObjectRow, SourceVersion, snapshot
 from .keys import KeyPolicy, TargetKeys, decode_key
 from .plan import BucketPair, plan_buckets
 from .report import BucketReport, SyncReport
 from .throttle import Bandwidth
 from .workers import Workers
 
+if TYPE_CHECKING:  # Dask is imported only by a run with --cluster
+    from ..cluster.pool import ClusterCopies
+    from ..cluster.spec import ClusterSpec
+    from ..cluster.tasks import ChunkOutcome, Job
+
 __all__ = [
+    "ClusterRun",
     "Progress",
     "SyncEngine",
     "SyncOptions",
@@ -156,6 +162,18 @@ class SyncOptions:
     """--include/--exclude/--min-size/--max-size/--max-age: which source objects are considered."""
     on_key: Callable[[str, str, str], None] | None = None
     """Told of every key copied, deleted, kept, skipped, filtered or failed (``-v``)."""
+    cluster: ClusterSpec | None = None
+    """--cluster: list and copy on a Dask cluster (see failover/cluster); None: in this process."""
+
+
+@dataclass
+class ClusterRun:
+    """A run's cluster: the Dask client and what every task of the run shares."""
+
+    client: Any
+    job: Job
+    spec: ClusterSpec
+    shards_per_worker: int = 4
 
 
 def state_dir() -> Path:
@@ -220,7 +238,10 @@ class SyncEngine:
         target_location: Location,
         options: SyncOptions,
         progress: Progress | None = None,
+        cluster: ClusterRun | None = None,
     ) -> None:
+        self.cluster = cluster
+        self._pools: list[ClusterCopies] = []
         self.source = source
         self.target = target
         self.source_location = source_location
@@ -232,6 +253,8 @@ class SyncEngine:
         self.liveness = Liveness(options.stall_timeout)
         self._inflight: dict[tuple[str, str], ObjectRow] = {}
         self.progress.watch_in_flight(lambda: len(self._inflight))
+        self._remote_by_worker: dict[str, dict[str, int]] = {}
+        """--cluster: each worker's counters for this run (the latest totals it reported)."""
         self._inflight_lock = threading.Lock()
         self.abandoned = False
         """Copies were still waiting on a server when the run ended (the CLI does not wait for them)."""
@@ -320,9 +343,19 @@ class SyncEngine:
                 report.interrupted = self.stop.interrupted
                 report.finished = time.time()
                 report.sample(force=True)
-                report.retries = {"source": self.source.counters.retries, "target": self.target.counters.retries}
-                report.bytes_read = self.source.counters.bytes_read
-                report.bytes_sent = self.target.counters.bytes_written if self.source is not self.target else 0
+                remote = {
+                    name: sum(totals.get(name, 0) for totals in self._remote_by_worker.values())
+                    for name in ("bytes_read", "bytes_sent", "source_retries", "target_retries")
+                }
+                report.retries = {
+                    "source": self.source.counters.retries + remote["source_retries"],
+                    "target": self.target.counters.retries + remote["target_retries"],
+                }
+                report.bytes_read = self.source.counters.bytes_read + remote["bytes_read"]
+                local_sent = self.target.counters.bytes_written if self.source is not self.target else 0
+                report.bytes_sent = local_sent + remote["bytes_sent"]
+                if self.cluster is not None:
+                    report.cluster = self._cluster_summary()
                 if not options.dry_run:
                     journal.finish_run("complete" if report.complete else "incomplete", report.to_json())
             return report
@@ -427,11 +460,11 @@ class SyncEngine:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
         self._list_target(pair, bucket, journal, report)
         failures_before = report.total("failed")
-        workers: Workers[Result] = Workers(options.workers, name="copy", stopping=lambda: bool(self.stop))
+        workers = self._copy_pool(journal, report)
         check = self._start_cross_check(pair, bucket, journal, report)
         try:
             try:
-                for batch in self._batches(self.source.list_objects(pair.src_bucket, pair.src_prefix)):
+                for batch in self._batches(self._source_listing(pair, bucket)):
                     if self.stop:
                         break
                     self._decide(pair, batch, bucket, journal, report, workers, copier)
@@ -580,7 +613,7 @@ class SyncEngine:
         bucket: BucketReport,
         journal: Journal,
         report: SyncReport,
-        workers: Workers[Result],
+        workers: Workers[Result] | ClusterCopies,
         copier: Copier,
     ) -> None:
         check, check_started = started_check
@@ -647,7 +680,7 @@ class SyncEngine:
         bucket: BucketReport,
         journal: Journal,
         report: SyncReport,
-        workers: Workers[Result],
+        workers: Workers[Result] | ClusterCopies,
         copier: Copier,
     ) -> None:
         rows = []
@@ -683,7 +716,7 @@ class SyncEngine:
                     report.name_key("to_copy", row.src_key, f"{row.size} bytes")
             self.progress.planned(1, row.size)
             if not self.options.dry_run:
-                self._submit(listed, bucket, copier, report, workers, reverify=reverify)
+                self._submit(listed, bucket, journal, copier, report, workers, reverify=reverify)
 
     def _considered(
         self, pair: BucketPair, batch: list[ObjectInfo], bucket: BucketReport | None, report: SyncReport | None
@@ -751,26 +784,43 @@ class SyncEngine:
         self,
         listed: Listed,
         bucket: BucketReport,
+        journal: Journal,
         copier: Copier,
         report: SyncReport,
-        workers: Workers[Result],
+        workers: Workers[Result] | ClusterCopies,
         *,
         reverify: bool,
     ) -> None:
         row = listed.row
+        name = (row.src_bucket, row.src_key)
+        remote = not isinstance(workers, Workers)
 
         def on_result(result: Result) -> None:
-            self._count(report, bucket, row, result, copier.journal)
+            with self._inflight_lock:
+                self._inflight.pop(name, None)
+            self._count(report, bucket, row, result, journal)
             report.copied_key(row.src_key, row.size)
             self.progress.advanced(1, row.size)
 
         def on_error(error: BaseException) -> None:
-            self._failed(row, bucket, copier.journal, report, error)
+            with self._inflight_lock:
+                self._inflight.pop(name, None)
+            if remote and isinstance(error, AuthError | Stalled):
+                self._fail_fast(error)  # here, the copy's own attempts do it
+            self._failed(row, bucket, journal, report, error)
 
-        def copy() -> Result:
-            return self._copy_one(row, copier, reverify=reverify, target_size=listed.target_size)
+        if isinstance(workers, Workers):
 
-        if not workers.submit(copy, on_result, on_error):
+            def copy() -> Result:
+                return self._copy_one(row, copier, reverify=reverify, target_size=listed.target_size)
+
+            submitted = workers.submit(copy, on_result, on_error)
+        else:
+            submitted = workers.submit(self._cluster_item(listed, journal, reverify), on_result, on_error)
+            if submitted:
+                with self._inflight_lock:
+                    self._inflight[name] = row
+        if not submitted:
             report.add(bucket, stopped=1)
 
     def _copy_one(self, row: ObjectRow, copier: Copier, *, reverify: bool, target_size: int | None) -> Result:
@@ -786,25 +836,13 @@ class SyncEngine:
                 self._inflight.pop(name, None)
 
     def _copy_attempts(self, row: ObjectRow, copier: Copier, *, reverify: bool, target_size: int | None) -> Result:
-        for attempt in (1, 2):
-            if self.stop:
-                raise concurrent.futures.CancelledError("stopped before it started")
-            if attempt > 1:
-                # An earlier attempt may have begun a multipart upload: resume it, never start a
-                # second one beside it.
-                row = copier.journal.refresh(row)
-            try:
-                return copier.copy(row, reverify=reverify, target_size=target_size)
-            except AuthError as error:
-                self._fail_fast(error)
-                raise
-            except Stalled as error:
-                self._fail_fast(error)
-                raise
-            except IntegrityError:
-                if attempt == 2 or self.stop:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return copier.copy_retrying(
+                row, reverify=reverify, target_size=target_size, stopping=lambda: bool(self.stop)
+            )
+        except (AuthError, Stalled) as error:
+            self._fail_fast(error)
+            raise
 
     def _failed(
         self, row: ObjectRow, bucket: BucketReport, journal: Journal, report: SyncReport, error: BaseException
@@ -841,6 +879,110 @@ class SyncEngine:
             report.add(bucket, server_side=1, copied_bytes=result.size)
         else:
             report.add(bucket, vanished=1)
+
+    # -- on a cluster ------------------------------------------------------------------------------
+
+    def _copy_pool(self, journal: Journal, report: SyncReport) -> Workers[Result] | ClusterCopies:
+        """The copy stage's pool: threads here, or chunks on the cluster's workers."""
+        stopping = lambda: bool(self.stop)  # noqa: E731 - one predicate for both pools
+        if self.cluster is None or self.options.dry_run:
+            return Workers(self.options.workers, name="copy", stopping=stopping)
+        from ..cluster.pool import ClusterCopies
+
+        pool = ClusterCopies(
+            self.cluster.client,
+            self.cluster.job,
+            journal,
+            on_chunk=lambda outcome: self._merge_chunk(report, outcome),
+            stopping=stopping,
+        )
+        self._pools.append(pool)
+        return pool
+
+    def _cluster_item(self, listed: Listed, journal: Journal, reverify: bool) -> Any:
+        """What a worker needs to copy ``listed``. An object that may go as a multipart upload gets
+        its upload intent recorded here first: if the worker is lost, the worker that takes the
+        chunk over (or the next run) finds the upload by it, and aborts or resumes it."""
+        from ..capabilities import Capability
+        from ..cluster.tasks import CopyItem
+
+        row = listed.row
+        large = Capability.MULTIPART in self.target.capabilities and row.size > self.target.multipart_threshold
+        if large and not row.upload_id and not row.upload_started and not reverify:
+            journal.begin_upload_intent(row, SourceVersion(row.src_etag, row.size, row.src_modified))
+            row = journal.refresh(row)
+        parts = tuple(journal.parts(row, row.upload_id)) if row.upload_id else ()
+        return CopyItem(row, reverify, listed.target_size, parts)
+
+    def _merge_chunk(self, report: SyncReport, outcome: ChunkOutcome) -> None:
+        """A chunk's counters into the run's (its objects' outcomes arrive through the callbacks)."""
+        with report._lock:
+            for name, count in outcome.multipart.items():
+                report.multipart[name] += count
+            fidelity = report.fidelity
+            for name, count in outcome.fields_not_carried.items():
+                fidelity.fields_not_carried[name] += count
+            fidelity.objects_with_tags_not_carried += outcome.objects_with_tags_not_carried
+            fidelity.digest_only_in_journal += outcome.digest_only_in_journal
+            room = max(0, 20 - len(fidelity.examples))
+            fidelity.examples.extend(outcome.fidelity_examples[:room])
+            seen = self._remote_by_worker.setdefault(outcome.worker, {})
+            for name, value in outcome.totals.items():
+                seen[name] = max(seen.get(name, 0), value)
+
+    def _source_listing(self, pair: BucketPair, bucket: BucketReport) -> Iterator[ObjectInfo]:
+        """The source bucket's objects: one listing here, or, on a cluster (for stores that list in
+        byte order), shards listed by the workers in parallel, in the order they finish."""
+        if self.cluster is None:
+            yield from self.source.list_objects(pair.src_bucket, pair.src_prefix)
+            return
+        from ..cluster.shards import plan_shards
+        from ..cluster.tasks import list_shard
+
+        client, job = self.cluster.client, self.cluster.job
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        shards = plan_shards(self.source, pair.src_bucket, pair.src_prefix, workers * self.cluster.shards_per_worker)
+        bucket.shards = len(shards)
+        futures = [
+            client.submit(list_shard, job, pair.src_bucket, pair.src_prefix, shard, pure=False, retries=2)
+            for shard in shards
+        ]
+        from distributed import as_completed
+
+        try:
+            for future in as_completed(futures):
+                try:
+                    listed = future.result()
+                except ProviderError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - a lost shard listing is an incomplete listing
+                    raise ListingIncomplete(
+                        f"a shard's listing did not finish on the cluster: {_message(error)}",
+                        provider=self.source.name,
+                        operation="list_objects",
+                        target=pair.src_bucket,
+                    ) from None
+                bucket.listing_ended_early += listed.ended_early
+                yield from listed.objects
+        finally:
+            client.cancel([f for f in futures if not f.done()])
+
+    def _cluster_summary(self) -> dict[str, Any]:
+        assert self.cluster is not None
+        workers: dict[str, dict[str, float]] = {}
+        lost = 0
+        for pool in self._pools:
+            lost += pool.lost_chunks
+            for name, stats in pool.workers.items():
+                mine = workers.setdefault(name, {"objects": 0, "bytes": 0, "seconds": 0.0, "chunks": 0})
+                mine["objects"] += stats.objects
+                mine["bytes"] += stats.bytes
+                mine["seconds"] += stats.seconds
+                mine["chunks"] += stats.chunks
+        for mine in workers.values():
+            mine["bytes_per_second"] = round(mine["bytes"] / mine["seconds"], 1) if mine["seconds"] else 0.0
+            mine["seconds"] = round(mine["seconds"], 3)
+        return {"cluster": str(self.cluster.spec), "workers": workers, "chunks_lost": lost}
 
     # -- after the copies: does the target show them? ----------------------------------------------
 

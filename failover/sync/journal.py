@@ -37,13 +37,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import failpoints
 from ..errors import FailoverError
 from ..types import PartInfo
 
-__all__ = ["Journal", "JournalBusy", "JournalError", "ObjectRow", "PartRow", "SourceVersion", "snapshot"]
+__all__ = ["Journal", "JournalBusy", "JournalError", "Ledger", "ObjectRow", "PartRow", "SourceVersion", "snapshot"]
 
 SCHEMA_VERSION = 2
 GROUP_COMMIT = 0.02
@@ -274,6 +274,21 @@ def snapshot(path: Path, copy: Path) -> None:
 
 
 _START_OVER = "move it away to start over (objects already copied are recognised by their digest, not re-sent)"
+
+
+class Ledger(Protocol):
+    """What copying one object records (the :class:`Journal` on the machine that runs the command;
+    on a cluster's worker, a record of the calls, committed to the journal by the coordinator)."""
+
+    def mark_verified(
+        self, row: ObjectRow, digest: str | None, size: int | None = None, dst_etag: str | None = None
+    ) -> None: ...
+    def begin_upload_intent(self, row: ObjectRow, version: SourceVersion) -> None: ...
+    def set_upload(self, row: ObjectRow, upload_id: str, part_size: int) -> None: ...
+    def record_part(self, row: ObjectRow, upload_id: str, part: PartInfo, proof: str) -> None: ...
+    def parts(self, row: ObjectRow, upload_id: str) -> list[PartRow]: ...
+    def clear_upload(self, row: ObjectRow) -> None: ...
+    def refresh(self, row: ObjectRow) -> ObjectRow: ...
 
 
 class Journal:

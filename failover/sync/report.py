@@ -135,6 +135,8 @@ class BucketReport:
     """Keys the two listings disagree on that are not explained by changes during the run."""
     target_listing_complete: bool = True
     target_listing_check: str = "end confirmed"
+    shards: int = 0
+    """--cluster: the key ranges the source listing was split into (0: listed in one piece)."""
     """With --delete, how the target listing (what deletes are chosen from) was confirmed:
     "cross-checked" with the target's second listing mechanism, and how many keys only the second
     listing showed (added to the delete candidates, each still looked up on the source first)."""
@@ -203,6 +205,8 @@ class SyncReport:
     interrupted: bool = False
     filters: dict[str, Any] = field(default_factory=dict)
     """The --include/--exclude/size/age filters in effect (empty: none)."""
+    cluster: dict[str, Any] | None = None
+    """--cluster: the cluster, and per worker objects, bytes sent, busy seconds and rate."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- the one way counters change -----------------------------------------------------------------
@@ -392,6 +396,7 @@ class SyncReport:
             "keys_not_listed": dict(self.keys_not_listed),
             "skipped_keys": [{"key": k["key"], "reason": k.get("detail", "")} for k in self.keys["skipped"]],
             "filters": self.filters,
+            "cluster": self.cluster,
             "delete_refused": self.delete_refused,
             "aborted": self.aborted,
             "auth_failed": self.auth_failed,

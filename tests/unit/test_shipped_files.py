@@ -20,11 +20,17 @@ def test_compose_providers_file_has_the_lab_shape() -> None:
     assert providers.spec("onprem", "dns").options.nameserver == "127.0.0.1:5353"
 
 
-def test_compose_file_binds_loopback_only() -> None:
-    compose = yaml.safe_load((REPO / "localstack" / "docker-compose.yml").read_text())
-    for service in compose["services"].values():
-        for port in service.get("ports", []):
-            assert port.startswith("127.0.0.1:"), port
+def test_compose_files_bind_loopback_only() -> None:
+    for name in ("docker-compose.yml", "docker-compose.cluster.yml"):
+        compose = yaml.safe_load((REPO / "localstack" / name).read_text())
+        for service in compose["services"].values():
+            for port in service.get("ports", []):
+                assert port.startswith("127.0.0.1:"), (name, port)
+    cluster = yaml.safe_load((REPO / "localstack" / "docker-compose.cluster.yml").read_text())
+    workers = [s for n, s in cluster["services"].items() if n.startswith("dask-worker")]
+    assert len(workers) == 2 and all("failover[cluster]" in " ".join(w["command"]) for w in workers)
+    # Credentials are passed through from the environment, never written in the file.
+    assert all(value.startswith("${") for w in workers for value in w["environment"].values())
 
 
 def test_adapter_data_files_load() -> None:

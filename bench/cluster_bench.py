@@ -1,0 +1,125 @@
+"""The cost of ``--cluster local:2`` against the single-process sync, measured in one run.
+
+Two SeaweedFS servers of their own (as bench/sync_bench.py), one bucket of small and large objects
+(default 5,000 x 1-64 KiB + 8 x 64 MiB). Interleaved runs of ``failover sync`` without and with
+``--cluster local:2``, each into a new bucket; the median time of each, and the peak RSS of the
+command and of its largest worker process. On a 2-core machine shared with both servers this shows
+the overhead (the goal: under 15%), not the gain; the per-worker throughput and the per-chunk
+overhead measured here are what bench/scale_model.py projects from.
+
+    .venv/bin/python bench/cluster_bench.py [--small 5000 --large 8 --large-mib 64 --repeat 3]
+
+Writes bench/results/cluster-<time>.json and prints a table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.sync_bench import MIB, _high_water_mib, providers_file, seed, start_seaweed
+
+REPO = Path(__file__).resolve().parents[1]
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--small", type=int, default=5000)
+parser.add_argument("--large", type=int, default=8)
+parser.add_argument("--large-mib", type=int, default=64)
+parser.add_argument("--repeat", type=int, default=3)
+parser.add_argument("--workers", type=int, default=2)
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    return [int(p) for p in found.stdout.split()]
+
+
+def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Wall time, the command's peak RSS and its largest child's (the Dask workers), and its report."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    peak, worker_peak = 0.0, 0.0
+    while child.poll() is None:
+        peak = max(peak, _high_water_mib(child.pid) or 0.0)
+        for pid in _children(child.pid):
+            worker_peak = max(worker_peak, _high_water_mib(pid) or 0.0)
+        time.sleep(0.05)
+    out, err = child.communicate()
+    seconds = time.perf_counter() - started
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[-4:])} failed ({child.returncode}): {err[-2000:]}")
+    return {"seconds": seconds, "peak_rss_mib": peak, "worker_peak_rss_mib": worker_peak, "report": json.loads(out)}
+
+
+def main() -> None:
+    args = parser.parse_args()
+    work = Path(os.environ.get("FAILOVER_BENCH_DIR") or REPO / ".lab" / "bench-cluster")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    os.environ.setdefault("FAILOVER_LAB_CACHE", str(REPO / ".lab" / "cache"))
+    server_a, a = start_seaweed(work / "a", set())
+    server_b, b = start_seaweed(work / "b", set(a.ports.values()) | {p + 10000 for p in a.ports.values()})
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        env |= providers_file(work / "providers.yaml", a, b)
+        env["FAILOVER_STATE_DIR"] = str(work / "state")
+        rng = random.Random(42)
+        sizes = [rng.randint(1024, 64 * 1024) for _ in range(args.small)] + [args.large_mib * MIB] * args.large
+        total = seed(a, "mixed", sizes)
+        failover = [str(REPO / ".venv" / "bin" / "failover"), "--json"]
+        runs: dict[str, list[dict[str, Any]]] = {"single": [], "cluster": []}
+        for n in range(args.repeat):  # interleaved: drift on a noisy machine hits both alike
+            runs["single"].append(measured([*failover, "sync", "a:mixed", f"b:single-{n}"], env))
+            runs["cluster"].append(
+                measured([*failover, "sync", "a:mixed", f"b:cluster-{n}", "--cluster", f"local:{args.workers}"], env)
+            )
+    finally:
+        server_a.stop(a)
+        server_b.stop(b)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "objects": len(sizes), "bytes": total}
+    for name, measures in runs.items():
+        ordered = sorted(measures, key=lambda m: m["seconds"])
+        middle = ordered[len(ordered) // 2]
+        entry = {
+            "seconds": round(middle["seconds"], 2),
+            "all_seconds": [round(m["seconds"], 2) for m in measures],
+            "peak_rss_mib": round(max(m["peak_rss_mib"] for m in measures), 1),
+            "worker_peak_rss_mib": round(max(m["worker_peak_rss_mib"] for m in measures), 1),
+        }
+        cluster = middle["report"].get("cluster")
+        if cluster:
+            workers = cluster["workers"].values()
+            chunks = sum(w["chunks"] for w in workers)
+            entry["per_worker_bytes_per_second"] = round(total / middle["seconds"] / max(1, len(cluster["workers"])))
+            entry["chunks"] = chunks
+        results[name] = entry
+    results["overhead"] = round(results["cluster"]["seconds"] / results["single"]["seconds"] - 1, 3)
+    # Per-chunk overhead: what the cluster run took beyond the single-process run, per chunk sent.
+    extra = results["cluster"]["seconds"] - results["single"]["seconds"]
+    results["per_chunk_overhead_s"] = round(max(0.0, extra) / max(1, results["cluster"].get("chunks", 1)), 4)
+    out = REPO / "bench" / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    single, cluster = results["single"], results["cluster"]
+    print("| run | seconds (median) | peak RSS, command | peak RSS, a worker |")
+    print("|---|---|---|---|")
+    print(f"| single process | {single['seconds']} | {single['peak_rss_mib']} MiB | - |")
+    print(
+        f"| --cluster local:{args.workers} | {cluster['seconds']} | {cluster['peak_rss_mib']} MiB | "
+        f"{cluster['worker_peak_rss_mib']} MiB |"
+    )
+    print(f"\noverhead {results['overhead']:+.1%}; raw results: {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The coordinator's side of a cluster: a Dask client, and the copy stage's pool on it.
+
+:class:`ClusterCopies` has the contract of :class:`failover.sync.workers.Workers` (every submitted
+object ends in exactly one of its two callbacks, whatever happened to the worker that had it), with
+objects sent in chunks. Before a chunk's outcomes reach the callbacks, the journal calls its copies
+made are committed to the coordinator's journal, in the order they were made.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, ProviderError
+from ..sync.copier import Result
+from ..sync.journal import Ledger
+from .spec import ClusterSpec
+from .tasks import LEDGER_METHODS, ChunkOutcome, CopyItem, ItemOutcome, Job, copy_chunk
+
+__all__ = ["ClusterCopies", "ClusterUnreachable", "WorkerStats", "open_client"]
+
+CHUNK_OBJECTS = 32
+CHUNK_BYTES = 64 * 1024 * 1024
+"""A chunk is what a lost worker costs: at most this many objects or bytes (one object above it
+travels alone). Small enough that re-sending one is cheap, large enough that Dask's per-task
+overhead is small against the copies."""
+LINGER = 0.05
+"""How long a chunk that is not full waits for more objects before it is sent anyway."""
+CONNECT_TIMEOUT = 15.0
+
+
+class ClusterUnreachable(ProviderError):
+    """The Dask scheduler could not be reached, or the cluster could not be started."""
+
+    exit_code = 3
+
+
+@dataclass
+class WorkerStats:
+    objects: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    chunks: int = 0
+
+
+@contextlib.contextmanager
+def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[Any]:
+    """A Dask client for ``spec``: a LocalCluster of worker processes on 127.0.0.1 started (and
+    stopped) here, or a connection to a running scheduler."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "--cluster needs Dask's distributed package, which is not installed",
+            hint="pip install 'failover[cluster]' (on the workers too)",
+        ) from None
+    # Dask's own logs would drown failover's output; its failures come back as exceptions.
+    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    cluster = None
+    try:
+        if spec.address is None:
+            cluster = LocalCluster(
+                n_workers=spec.workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            )
+            client = Client(cluster, timeout=CONNECT_TIMEOUT)
+        else:
+            client = Client(spec.address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, RuntimeError) as error:
+        # RuntimeError: a LocalCluster whose worker processes did not start ("Nanny failed to start").
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+        what = "start the local cluster" if spec.address is None else f"reach the Dask scheduler at {spec}"
+        raise ClusterUnreachable(
+            f"cannot {what}: {error}",
+            operation="connect",
+            hint="start one with `dask scheduler` (and workers with `dask worker ADDRESS`), or use --cluster local:N",
+        ) from None
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+@dataclass
+class _Pending:
+    item: CopyItem
+    on_result: Callable[[Result], None]
+    on_error: Callable[[BaseException], None]
+
+
+@dataclass
+class _Chunk:
+    entries: list[_Pending] = field(default_factory=list)
+    size: int = 0
+    opened: float = field(default_factory=time.monotonic)
+
+
+class ClusterCopies:
+    """Copies on a Dask cluster, with :class:`~failover.sync.workers.Workers`' accounting."""
+
+    def __init__(
+        self,
+        client: Any,
+        job: Job,
+        ledger: Ledger,
+        *,
+        on_chunk: Callable[[ChunkOutcome], None],
+        stopping: Callable[[], bool] = lambda: False,
+        backlog: int | None = None,
+    ) -> None:
+        from distributed import as_completed
+
+        self._client, self._job, self._ledger = client, job, ledger
+        self._on_chunk, self._stopping = on_chunk, stopping
+        workers = max(1, sum(client.nthreads().values()))
+        self._slots = threading.BoundedSemaphore(backlog or workers * 2)
+        self._lock = threading.Lock()
+        self._chunk = _Chunk()
+        self._futures: dict[Any, list[_Pending]] = {}
+        self._completed = as_completed([], with_results=False)
+        self.submitted = 0
+        self.finished = 0
+        self.callback_errors: list[BaseException] = []
+        self.abandoned = False
+        self.workers: dict[str, WorkerStats] = {}
+        self.lost_chunks = 0
+        self._closing = threading.Event()
+        self._collector = threading.Thread(target=self._collect, name="cluster-results", daemon=True)
+        self._collector.start()
+        self._linger = threading.Thread(target=self._send_lingering, name="cluster-linger", daemon=True)
+        self._linger.start()
+
+    # -- submitting ----------------------------------------------------------------------------------
+
+    def submit(
+        self, item: CopyItem, on_result: Callable[[Result], None], on_error: Callable[[BaseException], None]
+    ) -> bool:
+        """Queue ``item`` for a chunk (sent when full, or after LINGER). False, and it is not copied,
+        when the owner is stopping."""
+        if self._stopping():
+            return False
+        with self._lock:
+            self.submitted += 1
+            self._chunk.entries.append(_Pending(item, on_result, on_error))
+            self._chunk.size += item.row.size
+            full = len(self._chunk.entries) >= CHUNK_OBJECTS or self._chunk.size >= CHUNK_BYTES
+            chunk = self._take() if full else None
+        if chunk is not None:
+            return self._send(chunk)
+        return True
+
+    def _take(self) -> list[_Pending]:
+        entries, self._chunk = self._chunk.entries, _Chunk()
+        return entries
+
+    def _send_lingering(self) -> None:
+        while not self._closing.wait(LINGER):
+            with self._lock:
+                due = self._chunk.entries and time.monotonic() - self._chunk.opened >= LINGER
+                chunk = self._take() if due else None
+            if chunk:
+                self._send(chunk)
+
+    def _send(self, entries: list[_Pending]) -> bool:
+        while not self._slots.acquire(timeout=0.1):
+            if self._stopping():
+                self._settle(entries, concurrent.futures.CancelledError("stopped before it started"))
+                return False
+        try:
+            # The job travels with every chunk (a few KB): data scattered to the workers beforehand
+            # is lost with a killed worker, and every chunk waiting on it is cancelled.
+            future = self._client.submit(copy_chunk, self._job, [e.item for e in entries], pure=False, retries=1)
+        except BaseException as error:  # noqa: BLE001 - the chunk's objects are accounted for as failed
+            self._slots.release()
+            self._settle(entries, error)
+            return False
+        with self._lock:
+            self._futures[future] = entries
+        self._completed.add(future)
+        return True
+
+    # -- outcomes ------------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        while not self._closing.is_set() or self._futures:
+            try:
+                batch = self._completed.next_batch(block=False) if not self._completed.is_empty() else []
+            except Exception:  # noqa: BLE001 - as_completed's own failure: retried on the next pass
+                batch = []
+            if not batch:
+                time.sleep(0.02)
+                if self._closing.is_set() and not self._futures:
+                    return
+                continue
+            for future in batch:
+                with self._lock:
+                    entries = self._futures.pop(future, None)
+                if entries is None:
+                    continue
+                try:
+                    self._finish(future, entries)
+                finally:
+                    self._slots.release()
+
+    def _finish(self, future: Any, entries: list[_Pending]) -> None:
+        if self.abandoned:
+            return
+        if future.status != "finished":
+            error = future.exception() if future.status == "error" else None
+            if future.status == "cancelled":
+                if self._stopping():
+                    self._settle(entries, concurrent.futures.CancelledError("stopped before it started"))
+                else:
+                    self.lost_chunks += 1
+                    self._settle(entries, RuntimeError("the cluster cancelled the chunk this object was in"))
+                return
+            self.lost_chunks += 1
+            self._settle(entries, error or RuntimeError(f"the chunk ended as {future.status}"))
+            return
+        outcome: ChunkOutcome = future.result()
+        stats = self.workers.setdefault(outcome.worker, WorkerStats())
+        stats.chunks += 1
+        stats.seconds += outcome.seconds
+        stats.bytes += outcome.bytes_sent
+        try:
+            self._on_chunk(outcome)
+        except BaseException as bug:  # noqa: BLE001 - kept for the caller
+            self.callback_errors.append(bug)
+        pending = {(e.item.row.src_bucket, e.item.row.src_key): e for e in entries}
+        for item in outcome.items:
+            entry = pending.pop((item.row.src_bucket, item.row.src_key), None)
+            if entry is None:
+                continue
+            stats.objects += 1
+            self._deliver(entry, item)
+        self._settle(list(pending.values()), RuntimeError("the worker did not report this object"))
+
+    def _deliver(self, entry: _Pending, item: ItemOutcome) -> None:
+        try:
+            try:
+                for call in item.calls:
+                    if call.method not in LEDGER_METHODS:
+                        raise RuntimeError(f"a worker asked for journal call {call.method!r}")
+                    getattr(self._ledger, call.method)(*call.args)
+            except BaseException as error:  # noqa: BLE001 - not committed: the object is not verified
+                entry.on_error(error)
+                return
+            if item.error is not None:
+                entry.on_error(item.error)
+            elif item.result is not None:
+                entry.on_result(item.result)
+            else:
+                entry.on_error(RuntimeError("the worker returned neither a result nor an error"))
+        except BaseException as bug:  # noqa: BLE001 - a callback's own failure is kept, not lost
+            self.callback_errors.append(bug)
+        finally:
+            with self._lock:
+                self.finished += 1
+
+    def _settle(self, entries: list[_Pending], error: BaseException) -> None:
+        for entry in entries:
+            try:
+                entry.on_error(error)
+            except BaseException as bug:  # noqa: BLE001 - a callback's own failure is kept, not lost
+                self.callback_errors.append(bug)
+            finally:
+                with self._lock:
+                    self.finished += 1
+
+    # -- the end -------------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self.submitted - self.finished
+
+    @property
+    def accounted(self) -> bool:
+        with self._lock:
+            return self.finished == self.submitted
+
+    def close(self, *, cancel: bool = False, timeout: float | None = None) -> bool:
+        """Send what is left and wait for every chunk (``cancel``: chunks not finished are cancelled
+        and their objects end as not started). With ``timeout``, give up after that long: False."""
+        with self._lock:
+            rest = self._take()
+        if rest:
+            if cancel:
+                self._settle(rest, concurrent.futures.CancelledError("stopped before it started"))
+            else:
+                self._send(rest)
+        if cancel:
+            with self._lock:
+                futures = list(self._futures)
+            with contextlib.suppress(Exception):
+                self._client.cancel(futures)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.accounted:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.abandoned = True
+                break
+            time.sleep(0.02)
+        self._closing.set()
+        self._collector.join(5)
+        self._linger.join(5)
+        return not self.abandoned
+
+
+def merge_counters(into: Counter[str], more: Counter[str]) -> None:
+    for name, count in more.items():
+        into[name] += count

@@ -1,0 +1,192 @@
+"""``failover sync --cluster local:2`` on the lab's real servers (LocalStack -> SeaweedFS), with a
+Dask LocalCluster of two worker processes. What the target holds is read with plain boto3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from failover.lab import LabInfo
+
+from tests.helpers import all_objects, list_keys, raw_s3, run_cli, seed, unique
+from tests.sync.test_sync_lab import dataset
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "state"))
+
+
+def bulk(count: int, *, large: int = 0, large_mib: int = 12) -> dict[str, dict[str, Any]]:
+    """Small objects under nested and flat prefixes, non-ASCII ones included, and a few large ones."""
+    objects: dict[str, dict[str, Any]] = {}
+    for n in range(count):
+        prefix = ("posts/", "été/", "日本/", "")[n % 4]
+        objects[f"{prefix}obj-{n:05d}.bin"] = {"body": os.urandom(50 + n % 3000), "Metadata": {"n": str(n)}}
+    for n in range(large):
+        objects[f"video/clip-{n}.mp4"] = {"body": os.urandom(large_mib * MIB + n), "ContentType": "video/mp4"}
+    return objects
+
+
+def put_many(client: Any, bucket: str, objects: dict[str, dict[str, Any]]) -> None:
+    import concurrent.futures
+
+    client.create_bucket(Bucket=bucket)
+
+    def put(item: tuple[str, dict[str, Any]]) -> None:
+        key, spec = item
+        extra = {k: v for k, v in spec.items() if k in ("ContentType", "Metadata")}
+        client.put_object(Bucket=bucket, Key=key, Body=spec["body"], **extra)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, objects.items()))
+
+
+def test_a_cluster_copy_equals_a_single_process_copy(lab: LabInfo) -> None:
+    """The conformance data set's awkward keys and sizes (part boundaries, empty, long, NFC/NFD),
+    with metadata and tags, plus enough small objects that the listing splits into shards: the
+    target of a --cluster copy holds exactly what the target of a plain copy holds."""
+    source, plain, clustered = unique("cl-src"), unique("cl-plain"), unique("cl-dask")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = {**dataset(), **bulk(400)}
+    seed(aws, source, objects)
+    single = run_cli("--json", "sync", f"aws:{source}", f"onprem:{plain}", timeout=600)
+    assert single.code == 0, single.stdout[-2000:]
+    cluster = run_cli("--json", "sync", f"aws:{source}", f"onprem:{clustered}", "--cluster", "local:2", timeout=600)
+    assert cluster.code == 0, cluster.stdout[-3000:] + cluster.stderr[-3000:]
+    report = cluster.json
+    assert report["complete"] is True
+    assert report["totals"]["copied"] == len(objects) == single.json["totals"]["copied"]
+    assert report["buckets"][0]["shards"] > 1, "the listing was split"
+    assert report["buckets"][0]["listing_check"] == "cross-checked"
+    workers = report["cluster"]["workers"]
+    assert len(workers) == 2 and all(w["objects"] > 0 for w in workers.values()), workers
+    assert sum(w["objects"] for w in workers.values()) == len(objects)
+    assert all_objects(onprem, clustered) == all_objects(onprem, plain)
+    assert set(list_keys(onprem, clustered)) == set(objects)
+    again = run_cli("--json", "sync", f"aws:{source}", f"onprem:{clustered}", "--cluster", "local:2", timeout=600)
+    assert again.code == 0 and again.json["totals"]["copied"] == 0, again.stdout[-2000:]
+    assert again.json["totals"]["unchanged"] == len(objects)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The Dask worker processes a LocalCluster started under ``pid`` (spawned Python children)."""
+    found = subprocess.run(
+        ["ps", "-ww", "--ppid", str(pid), "-o", "pid=,args="], capture_output=True, text=True, check=False
+    )
+    return [int(line.split()[0]) for line in found.stdout.splitlines() if "spawn_main" in line]
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "failover", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the whole run (workers too) can be killed
+    )
+
+
+def _wait_for(run: subprocess.Popen[str], condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if run.poll() is not None:
+            out, err = run.communicate()
+            raise AssertionError(f"the run ended ({run.returncode}) before {what}: {out[-2000:]} {err[-2000:]}")
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_a_worker_killed_mid_run_loses_nothing(lab: LabInfo) -> None:
+    """kill -9 of one worker process while it copies: its chunk runs again elsewhere, the run
+    exits 0, every object is on the target with its bytes, and no multipart upload is left."""
+    source, target = unique("cl-kill"), unique("cl-kill-dst")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = bulk(1500, large=4)
+    put_many(aws, source, objects)
+    onprem.create_bucket(Bucket=target)
+    run = _start("--json", "sync", f"aws:{source}", f"onprem:{target}", "--cluster", "local:2")
+    try:
+        _wait_for(run, lambda: len(_workers_of(run.pid)) == 2, 60, "two workers started")
+        victim = _workers_of(run.pid)[0]
+        _wait_for(run, lambda: onprem.list_objects_v2(Bucket=target).get("KeyCount", 0) >= 100, 120, "copies began")
+        os.kill(victim, signal.SIGKILL)
+        out, err = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert "Traceback" not in err, err[-3000:]
+    report = json.loads(out)
+    assert run.returncode == 0, (report["errors"][:5], report["totals"])
+    held = all_objects(onprem, target)
+    assert set(held) == set(objects)
+    import hashlib
+
+    assert all(held[k]["sha256"] == hashlib.sha256(v["body"]).hexdigest() for k, v in objects.items())
+    assert not onprem.list_multipart_uploads(Bucket=target).get("Uploads"), "no upload left behind"
+    dataset_bytes = sum(len(v["body"]) for v in objects.values())
+    # What the killed worker had in flight is sent again: at most its chunks in flight (4 threads x
+    # a chunk of at most 64 MiB, or one large object) above 1.15x.
+    assert report["bytes_sent"] <= 1.15 * dataset_bytes + 4 * 64 * MIB, report["bytes_sent"] / dataset_bytes
+
+
+def test_the_coordinator_killed_resumes_from_its_journal(lab: LabInfo) -> None:
+    """kill -9 of the command and its workers mid-run, then the same command again: it resumes from
+    the journal (objects verified before the kill are not sent again) and exits 0."""
+    source, target = unique("cl-coord"), unique("cl-coord-dst")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = bulk(1500, large=2)
+    put_many(aws, source, objects)
+    onprem.create_bucket(Bucket=target)
+    run = _start("--json", "sync", f"aws:{source}", f"onprem:{target}", "--cluster", "local:2")
+    try:
+        _wait_for(run, lambda: onprem.list_objects_v2(Bucket=target).get("KeyCount", 0) >= 300, 120, "copies began")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    again = run_cli("--json", "sync", f"aws:{source}", f"onprem:{target}", "--cluster", "local:2", timeout=600)
+    assert again.code == 0, again.stdout[-3000:]
+    totals = again.json["totals"]
+    assert totals["unchanged"] > 0, "what the journal verified before the kill is not copied again"
+    assert totals["copied"] + totals["unchanged"] + totals["content_unchanged"] == len(objects), totals
+    assert set(list_keys(onprem, target)) == set(objects)
+    assert not onprem.list_multipart_uploads(Bucket=target).get("Uploads"), "the killed run's uploads were aborted"
+    verify = run_cli("--json", "verify", f"aws:{source}", f"onprem:{target}", timeout=600)
+    assert verify.code == 0 and verify.json["matching"] == len(objects), verify.stdout[-2000:]
+
+
+def test_deletes_wait_for_every_shard_and_spare_what_the_source_holds(lab: LabInfo) -> None:
+    """--delete on a sharded listing: only keys no shard listed and the source does not hold are
+    deleted; a key in any shard survives."""
+    source = unique("cl-del")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = bulk(600)
+    put_many(aws, source, objects)
+    stale = {
+        f"{prefix}stale-{n}.txt": {"body": b"only on the target"} for n, prefix in enumerate(("", "posts/", "été/"))
+    }
+    put_many(onprem, source, stale)
+    result = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--delete", "--cluster", "local:2")
+    assert result.code == 0, result.stdout[-3000:]
+    assert result.json["buckets"][0]["shards"] > 1
+    assert result.json["totals"]["deleted"] == len(stale)
+    assert set(list_keys(onprem, source)) == set(objects)
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_clear_error(lab: LabInfo) -> None:
+    bucket = unique("cl-none")
+    seed(raw_s3(lab, "aws"), bucket, {"a.txt": {"body": b"a"}})
+    result = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--cluster", "tcp://127.0.0.1:9", timeout=120)
+    assert result.code == 3, (result.stdout, result.stderr)
+    assert "Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+    bad = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--cluster", "local:zero")
+    assert bad.code == 2 and "local:N" in bad.stderr
