@@ -21,6 +21,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ parser.add_argument("--large", type=int, default=8)
 parser.add_argument("--large-mib", type=int, default=64)
 parser.add_argument("--repeat", type=int, default=3)
 parser.add_argument("--workers", type=int, default=2)
+parser.add_argument(
+    "--listing", type=int, default=0, help="also list this many objects (a synthetic source), dry run (0: skip)"
+)
+parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=True, help="the copy phase")
 
 
 def _children(pid: int) -> list[int]:
@@ -44,20 +49,24 @@ def _children(pid: int) -> list[int]:
 
 
 def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """Wall time, the command's peak RSS and its largest child's (the Dask workers), and its report."""
-    started = time.perf_counter()
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
-    peak, worker_peak = 0.0, 0.0
-    while child.poll() is None:
-        peak = max(peak, _high_water_mib(child.pid) or 0.0)
-        for pid in _children(child.pid):
-            worker_peak = max(worker_peak, _high_water_mib(pid) or 0.0)
-        time.sleep(0.05)
-    out, err = child.communicate()
-    seconds = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[-4:])} failed ({child.returncode}): {err[-2000:]}")
-    return {"seconds": seconds, "peak_rss_mib": peak, "worker_peak_rss_mib": worker_peak, "report": json.loads(out)}
+    """Wall time, the command's peak RSS and its largest child's (the Dask workers), and its report.
+    Output goes to files: a report larger than a pipe's buffer would block the command."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)  # noqa: S603
+        peak, worker_peak = 0.0, 0.0
+        while child.poll() is None:
+            peak = max(peak, _high_water_mib(child.pid) or 0.0)
+            for pid in _children(child.pid):
+                worker_peak = max(worker_peak, _high_water_mib(pid) or 0.0)
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[-4:])} failed ({child.returncode}): {err.read()[-2000:]}")
+        report = json.loads(out.read())
+    return {"seconds": seconds, "peak_rss_mib": peak, "worker_peak_rss_mib": worker_peak, "report": report}
 
 
 def main() -> None:
@@ -67,6 +76,57 @@ def main() -> None:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     os.environ.setdefault("FAILOVER_LAB_CACHE", str(REPO / ".lab" / "cache"))
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    if args.listing:
+        results["listing"] = listing_phase(work, args.listing, args.workers)
+        print(json.dumps(results["listing"], indent=2), flush=True)
+    if args.copy:
+        results |= copy_phase(work, args)
+    out = REPO / "bench" / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    if args.copy:
+        single, cluster = results["single"], results["cluster"]
+        print("| run | seconds (median) | peak RSS, command | peak RSS, a worker |")
+        print("|---|---|---|---|")
+        print(f"| single process | {single['seconds']} | {single['peak_rss_mib']} MiB | - |")
+        print(
+            f"| --cluster local:{args.workers} | {cluster['seconds']} | {cluster['peak_rss_mib']} MiB | "
+            f"{cluster['worker_peak_rss_mib']} MiB |"
+        )
+        print(f"\noverhead {results['overhead']:+.1%}")
+    print(f"raw results: {out.relative_to(REPO)}")
+
+
+def listing_phase(work: Path, count: int, workers: int) -> dict[str, Any]:
+    """A dry-run sync of ``count`` objects from the memory adapter's synthetic bucket (computed, never
+    stored: seeding millions of objects into a server takes longer than listing them), in one
+    process and on the cluster: time, the command's peak RSS, a worker's."""
+    providers = work / "providers-listing.yaml"
+    providers.write_text(
+        "version: 1\nproviders:\n"
+        f"  syn: {{storage: {{type: memory, options: {{space: bench, synthetic: {count}}}}}}}\n"
+        "  sink: {storage: {type: memory, options: {space: sink}}}\n"
+    )
+    env = {**os.environ, "FAILOVER_PROVIDERS": str(providers), "FAILOVER_STATE_DIR": str(work / "listing-state")}
+    argv = [str(REPO / ".venv" / "bin" / "failover"), "--json", "sync", "syn:synthetic", "sink:listing", "--dry-run"]
+    found: dict[str, Any] = {"objects": count}
+    for name, extra in (("single", []), ("cluster", ["--cluster", f"local:{workers}"])):
+        run = measured([*argv, *extra], env)
+        listed = run["report"]["totals"]["listed"]
+        if listed != count:
+            raise SystemExit(f"the {name} listing saw {listed} of {count} objects")
+        found[name] = {
+            "seconds": round(run["seconds"], 1),
+            "peak_rss_mib": round(run["peak_rss_mib"], 1),
+            "worker_peak_rss_mib": round(run["worker_peak_rss_mib"], 1),
+            "coordinator_us_per_object": round(run["seconds"] / count * 1e6, 1),
+            "shards": run["report"]["buckets"][0]["shards"],
+        }
+    return found
+
+
+def copy_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     server_a, a = start_seaweed(work / "a", set())
     server_b, b = start_seaweed(work / "b", set(a.ports.values()) | {p + 10000 for p in a.ports.values()})
     try:
@@ -86,7 +146,7 @@ def main() -> None:
     finally:
         server_a.stop(a)
         server_b.stop(b)
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "objects": len(sizes), "bytes": total}
+    results: dict[str, Any] = {"objects": len(sizes), "bytes": total}
     for name, measures in runs.items():
         ordered = sorted(measures, key=lambda m: m["seconds"])
         middle = ordered[len(ordered) // 2]
@@ -107,18 +167,7 @@ def main() -> None:
     # Per-chunk overhead: what the cluster run took beyond the single-process run, per chunk sent.
     extra = results["cluster"]["seconds"] - results["single"]["seconds"]
     results["per_chunk_overhead_s"] = round(max(0.0, extra) / max(1, results["cluster"].get("chunks", 1)), 4)
-    out = REPO / "bench" / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    single, cluster = results["single"], results["cluster"]
-    print("| run | seconds (median) | peak RSS, command | peak RSS, a worker |")
-    print("|---|---|---|---|")
-    print(f"| single process | {single['seconds']} | {single['peak_rss_mib']} MiB | - |")
-    print(
-        f"| --cluster local:{args.workers} | {cluster['seconds']} | {cluster['peak_rss_mib']} MiB | "
-        f"{cluster['worker_peak_rss_mib']} MiB |"
-    )
-    print(f"\noverhead {results['overhead']:+.1%}; raw results: {out.relative_to(REPO)}")
+    return results
 
 
 if __name__ == "__main__":

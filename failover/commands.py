@@ -38,8 +38,10 @@ from .sync import (
 )
 
 if TYPE_CHECKING:  # the rehost machinery is imported when a rehost runs, not by every command
+    from .cluster.spec import ClusterSpec
     from .compute import Compute
     from .rehost import RehostPlan, RehostReport
+    from .sync.digests import Algorithm
 
 __all__ = [
     "RehostRefused",
@@ -90,8 +92,18 @@ def sync(
     src, dst, source_store, target_store = open_locations(providers, source, target)
     with contextlib.ExitStack() as stack:
         cluster = None
-        if options.cluster is not None and not options.dry_run:
-            cluster = _cluster_run(stack, providers, source, target, options)
+        if options.cluster is not None:  # a dry run lists on the cluster too
+            cluster = _cluster_run(
+                stack,
+                providers,
+                source,
+                target,
+                options.cluster,
+                digest=options.digest,
+                readback=options.readback,
+                parts_in_flight=options.parts_in_flight,
+                stall_timeout=options.stall_timeout,
+            )
         engine = SyncEngine(source_store, target_store, src, dst, options, progress, cluster)
         try:
             report = engine.run()
@@ -109,26 +121,37 @@ def sync(
 
 
 def _cluster_run(
-    stack: contextlib.ExitStack, providers: Providers, source: str, target: str, options: SyncOptions
+    stack: contextlib.ExitStack,
+    providers: Providers,
+    source: str,
+    target: str,
+    spec: ClusterSpec,
+    *,
+    digest: Algorithm = "sha256",
+    readback: bool = False,
+    parts_in_flight: int = 4,
+    stall_timeout: float | None = None,
+    check_metadata: bool = True,
 ) -> ClusterRun:
-    """Start (or reach) the run's cluster; it is stopped when ``stack`` closes."""
+    """Start (or reach) the run's cluster; it is stopped when ``stack`` closes. What its tasks
+    share is data without secrets (the providers file holds references only)."""
     from .cluster.pool import open_client
     from .cluster.tasks import Job
 
-    assert options.cluster is not None
-    client = stack.enter_context(open_client(options.cluster))
+    client = stack.enter_context(open_client(spec))
     job = Job(
         providers=providers.file,
         providers_path=providers.path,
         source=source,
         target=target,
-        digest=options.digest,
-        readback=options.readback,
-        parts_in_flight=options.parts_in_flight,
-        stall_timeout=options.stall_timeout,
+        digest=digest,
+        readback=readback,
+        parts_in_flight=parts_in_flight,
+        stall_timeout=stall_timeout,
+        check_metadata=check_metadata,
         run_token=uuid.uuid4().hex,
     )
-    return ClusterRun(client, job, options.cluster)
+    return ClusterRun(client, job, spec)
 
 
 def verify(
@@ -139,7 +162,19 @@ def verify(
     src, dst, source_store, target_store = open_locations(providers, source, target)
     options = replace(options, journal=options.journal or default_journal_path(src, dst))
     try:
-        return run_verify(source_store, target_store, src, dst, options, progress)
+        with contextlib.ExitStack() as stack:
+            cluster = None
+            if options.cluster is not None:
+                cluster = _cluster_run(
+                    stack,
+                    providers,
+                    source,
+                    target,
+                    options.cluster,
+                    digest=options.digest,
+                    check_metadata=options.check_metadata,
+                )
+            return run_verify(source_store, target_store, src, dst, options, progress, cluster)
     finally:
         source_store.close()
         if target_store is not source_store:

@@ -402,6 +402,12 @@ class ObjectStore(abc.ABC):
         self._require(Capability.SECOND_LISTING, "list_objects_second_way")
         return self._confirmed_listing(bucket, prefix, start_after, lister=self._list_objects_second, first=True)
 
+    def first_key_after(self, bucket: str, prefix: str = "", key: str | None = None) -> str | None:
+        """The first key under ``prefix`` after ``key`` (the first key when None), or None: one
+        question for one key (a probe, as when a bucket's key space is split into shards). A hint,
+        not a listing: nothing is concluded about keys it did not name."""
+        return self._call("list_objects", lambda: self._first_after(bucket, prefix, key, second_way=False))
+
     def _after_end(self, bucket: str, prefix: str, last: str | None, *, second: bool) -> str | None:
         """Is there a key after ``last``? Asked through the other mechanism than the listing used,
         and, when that says no, through the same one again: one answer that claims the end may be as

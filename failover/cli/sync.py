@@ -36,6 +36,14 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
     return mapping
 
 
+CLUSTER_OPTION = click.option(
+    "--cluster",
+    metavar="local:N|tcp://HOST:PORT",
+    help="Run on a Dask cluster: N worker processes started here, or a running scheduler (the journal, "
+    "deletes and the report stay here; workers read credentials from their own environment).",
+)
+
+
 @click.command()
 @click.argument("source", shell_complete=complete_location)
 @click.argument("target", shell_complete=complete_location)
@@ -101,12 +109,7 @@ def _bucket_map(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--min-size", metavar="SIZE", help="Leave out objects smaller than SIZE (e.g. 100k; binary units).")
 @click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G).")
 @click.option("--max-age", metavar="AGE", help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).")
-@click.option(
-    "--cluster",
-    metavar="local:N|tcp://HOST:PORT",
-    help="List and copy on a Dask cluster: N worker processes started here, or a running scheduler "
-    "(the journal, deletes and the report stay here; workers read credentials from their own environment).",
-)
+@CLUSTER_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered.")
 @pass_app
 def sync(
@@ -321,6 +324,7 @@ def _summary(app: App, data: dict[str, Any]) -> None:
 @click.option(
     "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the JSON report here."
 )
+@CLUSTER_OPTION
 @pass_app
 def verify(
     app: App,
@@ -333,6 +337,7 @@ def verify(
     journal: Path | None,
     no_metadata: bool,
     report_path: Path | None,
+    cluster: str | None,
 ) -> int:
     """Compare SOURCE and TARGET: report missing, different and extra keys. Exit 1 if any object is
     missing or different (extra keys alone are reported, not failed).
@@ -349,6 +354,7 @@ def verify(
         bucket_map=_bucket_map(bucket_map),
         journal=journal,
         check_metadata=not no_metadata,
+        cluster=parse_cluster(cluster) if cluster else None,
     )
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="verify", verb="compared") as progress:
         report = commands.verify(app.providers, source, target, options, progress)

@@ -1,9 +1,10 @@
 """The coordinator's side of a cluster: a Dask client, and the copy stage's pool on it.
 
-:class:`ClusterCopies` has the contract of :class:`failover.sync.workers.Workers` (every submitted
-object ends in exactly one of its two callbacks, whatever happened to the worker that had it), with
-objects sent in chunks. Before a chunk's outcomes reach the callbacks, the journal calls its copies
-made are committed to the coordinator's journal, in the order they were made.
+:class:`ClusterPool` has the contract of :class:`failover.sync.workers.Workers` (every submitted
+item ends in exactly one of its two callbacks, whatever happened to the worker that had it), with
+items sent in chunks to a task (:func:`~.tasks.copy_chunk`, :func:`~.tasks.compare_chunk`). For
+copies, before a chunk's outcomes reach the callbacks, the journal calls the copies made are
+committed to the coordinator's journal, in the order they were made (:func:`ledger_replay`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError, ProviderError
-from ..sync.copier import Result
 from ..sync.journal import Ledger
 from .spec import ClusterSpec
-from .tasks import LEDGER_METHODS, ChunkOutcome, CopyItem, ItemOutcome, Job, copy_chunk
+from .tasks import LEDGER_METHODS, ChunkOutcome, ItemOutcome, Job, copy_chunk
 
-__all__ = ["ClusterCopies", "ClusterUnreachable", "WorkerStats", "open_client"]
+__all__ = ["ClusterPool", "ClusterUnreachable", "WorkerStats", "copy_pool", "ledger_replay", "open_client"]
 
 CHUNK_OBJECTS = 32
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -72,7 +72,8 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
                 threads_per_worker=threads_per_worker,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                # Its HTTP server (health, metrics) on a free loopback port, never the default 8787.
+                dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
             )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
@@ -99,11 +100,20 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
                 cluster.close()
 
 
+class _Item(Protocol):
+    @property
+    def name(self) -> tuple[str, str]: ...
+    @property
+    def size(self) -> int: ...
+
+
 @dataclass
 class _Pending:
-    item: CopyItem
-    on_result: Callable[[Result], None]
+    item: _Item
+    on_result: Callable[[Any], None]
     on_error: Callable[[BaseException], None]
+    settled: bool = False
+    """Its callback ran (exactly once, whatever else goes wrong)."""
 
 
 @dataclass
@@ -113,22 +123,54 @@ class _Chunk:
     opened: float = field(default_factory=time.monotonic)
 
 
-class ClusterCopies:
-    """Copies on a Dask cluster, with :class:`~failover.sync.workers.Workers`' accounting."""
+def ledger_replay(ledger: Ledger) -> Callable[[ItemOutcome], None]:
+    """Commit a copy's journal calls, made on a worker, to ``ledger`` (the coordinator's journal)."""
+
+    def replay(item: ItemOutcome) -> None:
+        for call in item.calls:
+            if call.method not in LEDGER_METHODS:
+                raise RuntimeError(f"a worker asked for journal call {call.method!r}")
+            getattr(ledger, call.method)(*call.args)
+
+    return replay
+
+
+def copy_pool(
+    client: Any,
+    job: Job,
+    ledger: Ledger,
+    *,
+    on_chunk: Callable[[ChunkOutcome], None],
+    stopping: Callable[[], bool] = lambda: False,
+) -> ClusterPool:
+    """The copy stage's pool on the cluster."""
+    return ClusterPool(
+        client, job, copy_chunk, name="copy", before=ledger_replay(ledger), on_chunk=on_chunk, stopping=stopping
+    )
+
+
+class ClusterPool:
+    """Items run in chunks on a Dask cluster, with :class:`~failover.sync.workers.Workers`' accounting."""
 
     def __init__(
         self,
         client: Any,
         job: Job,
-        ledger: Ledger,
+        task: Callable[[Job, list[Any]], ChunkOutcome],
         *,
-        on_chunk: Callable[[ChunkOutcome], None],
+        name: str,
+        before: Callable[[ItemOutcome], None] | None = None,
+        on_chunk: Callable[[ChunkOutcome], None] | None = None,
         stopping: Callable[[], bool] = lambda: False,
         backlog: int | None = None,
     ) -> None:
+        """``task(job, items)`` runs on a worker; ``before(outcome)`` runs here for each item's
+        outcome before its callback (an error it raises is the item's error); ``on_chunk`` gets
+        each chunk's counters."""
         from distributed import as_completed
 
-        self._client, self._job, self._ledger = client, job, ledger
+        self._client, self._job, self._task, self.name = client, job, task, name
+        self._before = before
         self._on_chunk, self._stopping = on_chunk, stopping
         workers = max(1, sum(client.nthreads().values()))
         self._slots = threading.BoundedSemaphore(backlog or workers * 2)
@@ -143,16 +185,14 @@ class ClusterCopies:
         self.workers: dict[str, WorkerStats] = {}
         self.lost_chunks = 0
         self._closing = threading.Event()
-        self._collector = threading.Thread(target=self._collect, name="cluster-results", daemon=True)
+        self._collector = threading.Thread(target=self._collect, name=f"cluster-{name}", daemon=True)
         self._collector.start()
         self._linger = threading.Thread(target=self._send_lingering, name="cluster-linger", daemon=True)
         self._linger.start()
 
     # -- submitting ----------------------------------------------------------------------------------
 
-    def submit(
-        self, item: CopyItem, on_result: Callable[[Result], None], on_error: Callable[[BaseException], None]
-    ) -> bool:
+    def submit(self, item: _Item, on_result: Callable[[Any], None], on_error: Callable[[BaseException], None]) -> bool:
         """Queue ``item`` for a chunk (sent when full, or after LINGER). False, and it is not copied,
         when the owner is stopping."""
         if self._stopping():
@@ -160,7 +200,7 @@ class ClusterCopies:
         with self._lock:
             self.submitted += 1
             self._chunk.entries.append(_Pending(item, on_result, on_error))
-            self._chunk.size += item.row.size
+            self._chunk.size += item.size
             full = len(self._chunk.entries) >= CHUNK_OBJECTS or self._chunk.size >= CHUNK_BYTES
             chunk = self._take() if full else None
         if chunk is not None:
@@ -181,13 +221,16 @@ class ClusterCopies:
 
     def _send(self, entries: list[_Pending]) -> bool:
         while not self._slots.acquire(timeout=0.1):
+            if not self._collector.is_alive():
+                self._settle(entries, RuntimeError("the cluster's results stopped arriving"))
+                return False
             if self._stopping():
                 self._settle(entries, concurrent.futures.CancelledError("stopped before it started"))
                 return False
         try:
             # The job travels with every chunk (a few KB): data scattered to the workers beforehand
             # is lost with a killed worker, and every chunk waiting on it is cancelled.
-            future = self._client.submit(copy_chunk, self._job, [e.item for e in entries], pure=False, retries=1)
+            future = self._client.submit(self._task, self._job, [e.item for e in entries], pure=False, retries=1)
         except BaseException as error:  # noqa: BLE001 - the chunk's objects are accounted for as failed
             self._slots.release()
             self._settle(entries, error)
@@ -200,25 +243,40 @@ class ClusterCopies:
     # -- outcomes ------------------------------------------------------------------------------------
 
     def _collect(self) -> None:
-        while not self._closing.is_set() or self._futures:
-            try:
-                batch = self._completed.next_batch(block=False) if not self._completed.is_empty() else []
-            except Exception:  # noqa: BLE001 - as_completed's own failure: retried on the next pass
-                batch = []
-            if not batch:
-                time.sleep(0.02)
-                if self._closing.is_set() and not self._futures:
-                    return
-                continue
-            for future in batch:
-                with self._lock:
-                    entries = self._futures.pop(future, None)
-                if entries is None:
-                    continue
+        """Hand each finished chunk to :meth:`_finish`. Nothing it raises may end this thread: a
+        chunk's failure is its items' errors, and a failure of the collector itself settles every
+        item still waiting (:meth:`close` and :meth:`_send` check that this thread is alive)."""
+        try:
+            while not self._closing.is_set() or self._futures:
                 try:
-                    self._finish(future, entries)
-                finally:
-                    self._slots.release()
+                    batch = self._completed.next_batch(block=False) if not self._completed.is_empty() else []
+                except Exception:  # noqa: BLE001 - as_completed's own failure: retried on the next pass
+                    batch = []
+                if not batch:
+                    time.sleep(0.02)
+                    continue
+                for future in batch:
+                    with self._lock:
+                        entries = self._futures.pop(future, None)
+                    if entries is None:
+                        continue
+                    try:
+                        self._finish(future, entries)
+                    except BaseException as bug:  # noqa: BLE001 - its items end as failed, named
+                        self.callback_errors.append(bug)
+                        self._settle(entries, RuntimeError(f"the chunk's outcome could not be read: {bug!r}"))
+                    finally:
+                        self._slots.release()
+        except BaseException as bug:  # noqa: BLE001 - kept for the caller; waiting items are settled
+            self.callback_errors.append(bug)
+            self._fail_outstanding(RuntimeError(f"the cluster's results stopped arriving: {bug!r}"))
+
+    def _fail_outstanding(self, error: BaseException) -> None:
+        with self._lock:
+            waiting = [entry for entries in self._futures.values() for entry in entries]
+            self._futures.clear()
+            waiting += self._take()
+        self._settle(waiting, error)
 
     def _finish(self, future: Any, entries: list[_Pending]) -> None:
         if self.abandoned:
@@ -241,12 +299,13 @@ class ClusterCopies:
         stats.seconds += outcome.seconds
         stats.bytes += outcome.bytes_sent
         try:
-            self._on_chunk(outcome)
+            if self._on_chunk is not None:
+                self._on_chunk(outcome)
         except BaseException as bug:  # noqa: BLE001 - kept for the caller
             self.callback_errors.append(bug)
-        pending = {(e.item.row.src_bucket, e.item.row.src_key): e for e in entries}
+        pending = {e.item.name: e for e in entries}
         for item in outcome.items:
-            entry = pending.pop((item.row.src_bucket, item.row.src_key), None)
+            entry = pending.pop(item.name, None)
             if entry is None:
                 continue
             stats.objects += 1
@@ -254,12 +313,13 @@ class ClusterCopies:
         self._settle(list(pending.values()), RuntimeError("the worker did not report this object"))
 
     def _deliver(self, entry: _Pending, item: ItemOutcome) -> None:
+        if entry.settled:
+            return
+        entry.settled = True
         try:
             try:
-                for call in item.calls:
-                    if call.method not in LEDGER_METHODS:
-                        raise RuntimeError(f"a worker asked for journal call {call.method!r}")
-                    getattr(self._ledger, call.method)(*call.args)
+                if self._before is not None:
+                    self._before(item)
             except BaseException as error:  # noqa: BLE001 - not committed: the object is not verified
                 entry.on_error(error)
                 return
@@ -277,6 +337,9 @@ class ClusterCopies:
 
     def _settle(self, entries: list[_Pending], error: BaseException) -> None:
         for entry in entries:
+            if entry.settled:
+                continue
+            entry.settled = True
             try:
                 entry.on_error(error)
             except BaseException as bug:  # noqa: BLE001 - a callback's own failure is kept, not lost
@@ -314,6 +377,9 @@ class ClusterCopies:
                 self._client.cancel(futures)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.accounted:
+            if not self._collector.is_alive():
+                self._fail_outstanding(RuntimeError("the cluster's results stopped arriving"))
+                break
             if deadline is not None and time.monotonic() >= deadline:
                 self.abandoned = True
                 break

@@ -84,15 +84,7 @@ def _bytes(value: int) -> bytes:
 
 
 def _first_after(store: ObjectStore, bucket: str, prefix: str, after: str | None) -> str | None:
-    listing = store.list_objects(bucket, prefix, start_after=after)
-    try:
-        for info in listing:
-            return info.key
-        return None
-    finally:
-        close = getattr(listing, "close", None)
-        if close is not None:
-            close()
+    return store.first_key_after(bucket, prefix, after)
 
 
 def _last_bound(store: ObjectStore, bucket: str, prefix: str, first: str) -> str:

@@ -24,16 +24,17 @@ class ClusterSpec:
         return f"local:{self.workers}" if self.address is None else self.address
 
 
-def parse_cluster(text: str) -> ClusterSpec:
-    """``local:N`` (1..64 worker processes on this machine) or ``tcp://HOST:PORT``."""
+def parse_cluster(text: str, what: str = "--cluster") -> ClusterSpec:
+    """``local:N`` (1..64 worker processes on this machine) or ``tcp://HOST:PORT``; ``what`` names
+    the input in the error (the option, or a playbook's field)."""
     value = text.strip()
     hint = "--cluster local:N starts N worker processes here; --cluster tcp://HOST:PORT uses a running scheduler"
     if value.startswith("local:"):
         count = value.removeprefix("local:")
         if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
-            raise ConfigError(f"--cluster {text!r}: N must be a whole number from 1 to {MAX_LOCAL_WORKERS}", hint=hint)
+            raise ConfigError(f"{what} {text!r}: N must be a whole number from 1 to {MAX_LOCAL_WORKERS}", hint=hint)
         return ClusterSpec(workers=int(count))
     found = _TCP.match(value)
     if found is None or not 0 < int(found.group(3)) < 65536:
-        raise ConfigError(f"--cluster {text!r} is neither local:N nor tcp://HOST:PORT", hint=hint)
+        raise ConfigError(f"{what} {text!r} is neither local:N nor tcp://HOST:PORT", hint=hint)
     return ClusterSpec(address=value)

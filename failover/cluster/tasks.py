@@ -14,17 +14,19 @@ import pickle
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Providers, ProvidersFile
 from ..errors import FailoverError
 from ..storage import ObjectStore
-from ..sync.copier import Copier, Result
+from ..sync.copier import Copier
 from ..sync.digests import Algorithm
 from ..sync.journal import ObjectRow, PartRow, SourceVersion
 from ..sync.report import SyncReport
 from ..sync.throttle import Bandwidth
+from ..sync.verify import CompareItem
 from ..types import ObjectInfo, PartInfo
 from .shards import Shard
 
@@ -35,6 +37,7 @@ __all__ = [
     "Job",
     "LedgerCall",
     "ShardListing",
+    "compare_chunk",
     "copy_chunk",
     "list_shard",
 ]
@@ -53,6 +56,7 @@ class Job:
     readback: bool = False
     parts_in_flight: int = 4
     stall_timeout: float | None = None
+    check_metadata: bool = True
     run_token: str = ""
     """Unique per run: a long-lived worker opens the stores afresh for each run (its counters are
     the run's)."""
@@ -70,6 +74,14 @@ class CopyItem:
     parts: tuple[PartRow, ...] = ()
     """The parts the journal has for ``row``'s recorded upload (a resume needs them)."""
 
+    @property
+    def name(self) -> tuple[str, str]:
+        return (self.row.src_bucket, self.row.src_key)
+
+    @property
+    def size(self) -> int:
+        return self.row.size
+
 
 @dataclass(frozen=True)
 class LedgerCall:
@@ -84,10 +96,13 @@ LEDGER_METHODS = frozenset({"mark_verified", "begin_upload_intent", "set_upload"
 
 @dataclass
 class ItemOutcome:
-    row: ObjectRow
-    result: Result | None
+    """One item's outcome: its result (a copy's Result, a comparison), or the error it ended in,
+    and, for copies, the journal calls it made."""
+
+    name: tuple[str, str]
+    result: Any
     error: BaseException | None
-    calls: list[LedgerCall]
+    calls: list[LedgerCall] = field(default_factory=list)
 
 
 @dataclass
@@ -107,12 +122,19 @@ class ChunkOutcome:
     fidelity_examples: list[dict[str, Any]] = field(default_factory=list)
 
 
+SHARD_PAGE = 20_000
+"""Objects one listing task returns at most; the rest of its shard is another task. What the
+coordinator holds of a listing at once is bounded by this times the tasks in flight."""
+
+
 @dataclass
 class ShardListing:
     objects: list[ObjectInfo]
     worker: str
     seconds: float
     ended_early: int = 0
+    rest: Shard | None = None
+    """What of the shard is still to list (None: it is done)."""
 
 
 class RecordingLedger:
@@ -236,8 +258,6 @@ def portable(error: BaseException) -> BaseException:
 def copy_chunk(job: Job, items: list[CopyItem]) -> ChunkOutcome:
     """Copy every object of ``items`` (a few in parallel) and return each one's outcome with the
     journal calls it made. Never raises for one object's failure: that is its outcome."""
-    import concurrent.futures
-
     started = time.monotonic()
     source, target = _open(job)
     ledger = RecordingLedger(items)
@@ -253,20 +273,14 @@ def copy_chunk(job: Job, items: list[CopyItem]) -> ChunkOutcome:
         max_parts_in_flight=job.parts_in_flight,
     )
 
-    def one(item: CopyItem) -> ItemOutcome:
-        try:
-            result = copier.copy_retrying(item.row, reverify=item.reverify, target_size=item.target_size)
-        except BaseException as error:  # noqa: BLE001 - every object's failure is its outcome
-            return ItemOutcome(item.row, None, portable(error), [])
-        return ItemOutcome(item.row, result, None, [])
-
     try:
-        with concurrent.futures.ThreadPoolExecutor(min(8, max(1, len(items))), thread_name_prefix="chunk") as pool:
-            outcomes = list(pool.map(one, items))
+        outcomes = _each(
+            items, lambda item: copier.copy_retrying(item.row, reverify=item.reverify, target_size=item.target_size)
+        )
     finally:
         copier.close()
     for outcome in outcomes:
-        outcome.calls = ledger.calls.get((outcome.row.src_bucket, outcome.row.src_key), [])
+        outcome.calls = ledger.calls.get(outcome.name, [])
     fidelity = report.fidelity
     return ChunkOutcome(
         outcomes,
@@ -287,23 +301,58 @@ def copy_chunk(job: Job, items: list[CopyItem]) -> ChunkOutcome:
     )
 
 
-def list_shard(job: Job, bucket: str, prefix: str, shard: Shard) -> ShardListing:
-    """The source objects of ``bucket`` under ``prefix`` in ``shard``, in key order. The store
-    confirms the end of what it lists (a listing that stops early goes on); the shard stops where
-    the next one starts."""
+def _each(items: list[Any], work: Callable[[Any], Any]) -> list[ItemOutcome]:
+    """``work`` on every item, a few at once; each item's exception is its outcome."""
+    import concurrent.futures
+
+    def one(item: Any) -> ItemOutcome:
+        try:
+            return ItemOutcome(item.name, work(item), None)
+        except BaseException as error:  # noqa: BLE001 - every item's failure is its outcome
+            return ItemOutcome(item.name, None, portable(error))
+
+    with concurrent.futures.ThreadPoolExecutor(min(8, max(1, len(items))), thread_name_prefix="chunk") as pool:
+        return list(pool.map(one, items))
+
+
+def compare_chunk(job: Job, items: list[CompareItem]) -> ChunkOutcome:
+    """``failover verify``'s comparisons of ``items`` (reading and digesting both sides)."""
+    from ..sync.verify import Comparer
+
+    started = time.monotonic()
+    source, target = _open(job)
+    comparer = Comparer(source, target, algorithm=job.digest, check_metadata=job.check_metadata)
+    outcomes = _each(
+        items,
+        lambda i: comparer.compare(i.src_bucket, i.src_key, i.dst_bucket, i.dst_key, trust=i.trust, claim=i.claim),
+    )
+    read = source.counters.bytes_read + (target.counters.bytes_read if target is not source else 0)
+    return ChunkOutcome(outcomes, _worker_name(), time.monotonic() - started, totals={"bytes_read": read})
+
+
+def list_shard(job: Job, bucket: str, prefix: str, shard: Shard, limit: int = SHARD_PAGE) -> ShardListing:
+    """Up to ``limit`` source objects of ``bucket`` under ``prefix`` in ``shard``, in key order, and
+    what of the shard is left. The store confirms the end of what it lists (a listing that stops
+    early goes on); the shard stops where the next one starts."""
     started = time.monotonic()
     source, _ = _open(job)
     ended_early = source.counters.listings_ended_early
     found: list[ObjectInfo] = []
     upto = shard.upto.encode() if shard.upto is not None else None
+    rest = None
     listing = source.list_objects(bucket, prefix, start_after=shard.after)
-    for info in listing:
-        if upto is not None and info.key.encode() > upto:
-            break
-        found.append(info)
-    close = getattr(listing, "close", None)
-    if close is not None:
-        close()
-    return ShardListing(
-        found, _worker_name(), time.monotonic() - started, source.counters.listings_ended_early - ended_early
-    )
+    try:
+        for info in listing:
+            if upto is not None and info.key.encode() > upto:
+                break
+            if len(found) >= limit:
+                rest = Shard(found[-1].key, shard.upto)
+                break
+            found.append(info)
+    finally:
+        close = getattr(listing, "close", None)
+        if close is not None:
+            close()
+    seconds = time.monotonic() - started
+    early = source.counters.listings_ended_early - ended_early
+    return ShardListing(found, _worker_name(), seconds, early, rest)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ..errors import FailoverError
 
 __all__ = [
     "ApprovalStep",
@@ -98,6 +100,19 @@ class InventoryStep(StepSpec):
     sizes: bool = Field(default=True, description="count objects and bytes per bucket")
 
 
+def _cluster_name(value: str) -> str:
+    from ..cluster.spec import parse_cluster
+
+    try:
+        parse_cluster(value, what="cluster")
+    except FailoverError as error:
+        raise ValueError(error.message) from None
+    return value
+
+
+ClusterName = Annotated[str, AfterValidator(_cluster_name)]
+
+
 class SyncStep(StepSpec):
     """Copy buckets (``failover sync``): verified, incremental, resumable."""
 
@@ -110,6 +125,9 @@ class SyncStep(StepSpec):
     workers: int = Field(default=16, ge=1, le=256)
     digest: Literal["sha256", "crc32c"] = "sha256"
     invalid_keys: Literal["skip", "abort", "encode"] = "skip"
+    cluster: ClusterName | None = Field(
+        default=None, description="local:N or tcp://HOST:PORT: list and copy on a Dask cluster (--cluster)"
+    )
 
 
 class VerifyStep(StepSpec):
@@ -120,6 +138,9 @@ class VerifyStep(StepSpec):
     target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
     bucket_map: dict[str, str] = Field(default_factory=dict)
     trust_digests: bool = False
+    cluster: ClusterName | None = Field(
+        default=None, description="local:N or tcp://HOST:PORT: compare on a Dask cluster (--cluster)"
+    )
 
 
 class RehostStep(StepSpec):

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .. import commands
 from ..changes import Action, Change, undo_of
+from ..cluster.spec import parse_cluster
 from ..compute import Compute
 from ..config import Providers
 from ..connect import open_compute, open_dns
@@ -283,6 +284,7 @@ class SyncKind(StepKind[SyncStep, SyncOutput]):
             digest=step.digest,
             bucket_map=dict(step.bucket_map),
             invalid_keys=step.invalid_keys,
+            cluster=parse_cluster(step.cluster) if step.cluster else None,
         )
 
     def plan(self, step: SyncStep, ctx: Context) -> Planned[SyncOutput]:
@@ -327,7 +329,11 @@ class VerifyKind(StepKind[VerifyStep, VerifyOutput]):
         return Planned([Change(Action.READ, f"{step.source} and {step.target}", detail=f"compared, {how}")])
 
     def apply(self, step: VerifyStep, ctx: Context) -> Outcome[VerifyOutput]:
-        options = VerifyOptions(trust_digests=step.trust_digests, bucket_map=dict(step.bucket_map))
+        options = VerifyOptions(
+            trust_digests=step.trust_digests,
+            bucket_map=dict(step.bucket_map),
+            cluster=parse_cluster(step.cluster) if step.cluster else None,
+        )
         report = commands.verify(ctx.providers, step.source, step.target, options, _SyncProgress(ctx.progress))
         data = report.to_json()
         counts = data["counts"]

@@ -64,7 +64,7 @@ from .throttle import Bandwidth
 from .workers import Workers
 
 if TYPE_CHECKING:  # Dask is imported only by a run with --cluster
-    from ..cluster.pool import ClusterCopies
+    from ..cluster.pool import ClusterPool
     from ..cluster.spec import ClusterSpec
     from ..cluster.tasks import ChunkOutcome, Job
 
@@ -241,7 +241,7 @@ class SyncEngine:
         cluster: ClusterRun | None = None,
     ) -> None:
         self.cluster = cluster
-        self._pools: list[ClusterCopies] = []
+        self._pools: list[ClusterPool] = []
         self.source = source
         self.target = target
         self.source_location = source_location
@@ -613,7 +613,7 @@ class SyncEngine:
         bucket: BucketReport,
         journal: Journal,
         report: SyncReport,
-        workers: Workers[Result] | ClusterCopies,
+        workers: Workers[Result] | ClusterPool,
         copier: Copier,
     ) -> None:
         check, check_started = started_check
@@ -680,7 +680,7 @@ class SyncEngine:
         bucket: BucketReport,
         journal: Journal,
         report: SyncReport,
-        workers: Workers[Result] | ClusterCopies,
+        workers: Workers[Result] | ClusterPool,
         copier: Copier,
     ) -> None:
         rows = []
@@ -787,7 +787,7 @@ class SyncEngine:
         journal: Journal,
         copier: Copier,
         report: SyncReport,
-        workers: Workers[Result] | ClusterCopies,
+        workers: Workers[Result] | ClusterPool,
         *,
         reverify: bool,
     ) -> None:
@@ -882,14 +882,14 @@ class SyncEngine:
 
     # -- on a cluster ------------------------------------------------------------------------------
 
-    def _copy_pool(self, journal: Journal, report: SyncReport) -> Workers[Result] | ClusterCopies:
+    def _copy_pool(self, journal: Journal, report: SyncReport) -> Workers[Result] | ClusterPool:
         """The copy stage's pool: threads here, or chunks on the cluster's workers."""
         stopping = lambda: bool(self.stop)  # noqa: E731 - one predicate for both pools
         if self.cluster is None or self.options.dry_run:
             return Workers(self.options.workers, name="copy", stopping=stopping)
-        from ..cluster.pool import ClusterCopies
+        from ..cluster.pool import copy_pool
 
-        pool = ClusterCopies(
+        pool = copy_pool(
             self.cluster.client,
             self.cluster.job,
             journal,
@@ -943,14 +943,18 @@ class SyncEngine:
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         shards = plan_shards(self.source, pair.src_bucket, pair.src_prefix, workers * self.cluster.shards_per_worker)
         bucket.shards = len(shards)
-        futures = [
-            client.submit(list_shard, job, pair.src_bucket, pair.src_prefix, shard, pure=False, retries=2)
-            for shard in shards
-        ]
         from distributed import as_completed
 
+        submitted: list[Any] = []
+
+        def listing_of(shard: Any) -> Any:
+            future = client.submit(list_shard, job, pair.src_bucket, pair.src_prefix, shard, pure=False, retries=2)
+            submitted.append(future)
+            return future
+
+        pending = as_completed([listing_of(shard) for shard in shards])
         try:
-            for future in as_completed(futures):
+            for future in pending:
                 try:
                     listed = future.result()
                 except ProviderError:
@@ -962,10 +966,13 @@ class SyncEngine:
                         operation="list_objects",
                         target=pair.src_bucket,
                     ) from None
+                if listed.rest is not None:
+                    pending.add(listing_of(listed.rest))
                 bucket.listing_ended_early += listed.ended_early
                 yield from listed.objects
         finally:
-            client.cancel([f for f in futures if not f.done()])
+            pending.clear()
+            client.cancel([f for f in submitted if not f.done()])
 
     def _cluster_summary(self) -> dict[str, Any]:
         assert self.cluster is not None

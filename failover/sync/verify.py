@@ -14,6 +14,7 @@ into the sync journal of the pair, so the next ``failover sync`` copies it again
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import tempfile
 import threading
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FailoverError, NotFound, NotSupported, ProviderError
 from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
@@ -36,7 +37,30 @@ from .plan import BucketPair, plan_buckets
 from .report import JSON_SCHEMA, KEY_LIMIT, iso
 from .workers import Workers
 
-__all__ = ["VerifyOptions", "VerifyReport", "run_verify"]
+if TYPE_CHECKING:  # Dask is imported only by a run with --cluster
+    from ..cluster.pool import ClusterPool
+    from ..cluster.spec import ClusterSpec
+    from .engine import ClusterRun
+
+
+@dataclass(frozen=True)
+class CompareItem:
+    """One comparison as a cluster's worker receives it."""
+
+    src_bucket: str
+    src_key: str
+    dst_bucket: str
+    dst_key: str
+    size: int
+    trust: bool
+    claim: str | None
+
+    @property
+    def name(self) -> tuple[str, str]:
+        return (self.src_bucket, self.src_key)
+
+
+__all__ = ["CompareItem", "Comparer", "Comparison", "VerifyOptions", "VerifyReport", "run_verify"]
 
 MAX_LISTED = KEY_LIMIT
 _BATCH = 1000
@@ -54,6 +78,8 @@ class VerifyOptions:
     """Write what is missing or different into the sync journal (so the next sync repairs it)."""
     stall_timeout: float | None = DEFAULT_STALL_TIMEOUT
     cross_check: bool = True
+    cluster: ClusterSpec | None = None
+    """--cluster: compare on a Dask cluster's workers (see failover/cluster)."""
 
 
 @dataclass
@@ -154,83 +180,113 @@ def _compare_meta(source: ObjectMeta, target: ObjectMeta, fields: frozenset[Meta
     return differences
 
 
-class _Verifier:
-    def __init__(
-        self,
-        source: ObjectStore,
-        target: ObjectStore,
-        options: VerifyOptions,
-        report: VerifyReport,
-        journal: Journal | None,
-    ) -> None:
+@dataclass(frozen=True)
+class Comparison:
+    """What comparing one object found: ``match``, ``vanished`` (deleted at the source since it was
+    listed), ``missing``, ``different`` or ``metadata``, with the digests or fields that differ and
+    the bytes read to find out. Data: made here or on a cluster's worker, recorded by the caller."""
+
+    found: str
+    bytes_read: int = 0
+    source_digest: str = ""
+    target_digest: str = ""
+    fields: tuple[str, ...] = ()
+
+
+class Comparer:
+    """Compares one object of the source with its copy on the target (see :meth:`compare`)."""
+
+    def __init__(self, source: ObjectStore, target: ObjectStore, *, algorithm: Algorithm, check_metadata: bool) -> None:
         self.source = source
         self.target = target
-        self.options = options
-        self.report = report
-        self.digest_key = metadata_key(options.digest)
-        self.journal = journal
-        self.findings: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
+        self.algorithm = algorithm
+        self.check_metadata = check_metadata
+        self.digest_key = metadata_key(algorithm)
 
     def _read_digest(self, store: ObjectStore, bucket: str, key: str) -> tuple[str, int, ObjectMeta]:
-        digest = new_digest(self.options.digest)
+        digest = new_digest(self.algorithm)
         with store.open(bucket, key) as reader:
             for chunk in reader.iter_chunks():
                 digest.update(chunk)
             size = reader.position
             meta = reader.info.meta or ObjectMeta()
-        self.report.compared(size)
         return digest.hexdigest(), size, meta
 
     def _recorded(self, store: ObjectStore, bucket: str, key: str) -> tuple[str | None, ObjectMeta]:
         meta = store.head(bucket, key).meta or ObjectMeta()
         return meta.user.get(self.digest_key), meta
 
+    def compare(
+        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, *, trust: bool, claim: str | None = None
+    ) -> Comparison:
+        """Compare one object: its bytes on both sides (or, ``trust``, the digests recorded for
+        them: ``claim`` from the journal, else the objects' metadata), then the metadata both
+        sides can hold. Errors are raised to the caller, which accounts for them."""
+        read = 0
+        try:
+            src_digest: str | None = None
+            if trust:
+                recorded, src_meta = self._recorded(self.source, src_bucket, src_key)
+                src_digest = claim or recorded
+            if src_digest is None:
+                src_digest, size, src_meta = self._read_digest(self.source, src_bucket, src_key)
+                read += size
+        except NotFound:
+            return Comparison("vanished", read)
+        try:
+            dst_digest: str | None = None
+            if trust:
+                dst_digest, dst_meta = self._recorded(self.target, dst_bucket, dst_key)
+            if dst_digest is None:
+                dst_digest, size, dst_meta = self._read_digest(self.target, dst_bucket, dst_key)
+                read += size
+        except NotFound:
+            return Comparison("missing", read)
+        if src_digest != dst_digest:
+            return Comparison("different", read, src_digest, dst_digest or "")
+        if self.check_metadata:
+            fields = self.source.capabilities.metadata & self.target.capabilities.metadata
+            differences = _compare_meta(src_meta, dst_meta, fields)
+            if differences:
+                return Comparison("metadata", read, fields=tuple(differences))
+        return Comparison("match", read)
+
+
+class _Verifier:
+    """Records comparisons in the report, and findings for the sync journal."""
+
+    def __init__(self, options: VerifyOptions, report: VerifyReport, journal: Journal | None) -> None:
+        self.options = options
+        self.report = report
+        self.journal = journal
+        self.findings: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
     def finding(self, pair: BucketPair, src_key: str, kind: str) -> None:
         with self._lock:
             self.findings.append((pair.src_bucket, src_key, kind))
 
-    def compare(self, pair: BucketPair, src_key: str, dst_key: str) -> str:
-        """Compare one object; returns what was found (``match``, ``vanished``, ``missing``,
-        ``different``, ``metadata``). Errors are raised to the caller, which accounts for them."""
-        trust = self.options.trust_digests
-        try:
-            src_digest: str | None = None
-            if trust:
-                if self.journal is not None:
-                    state, src_digest = self.journal.digest_of(pair.src_bucket, src_key)
-                    src_digest = src_digest if state == "verified" else None
-                recorded, src_meta = self._recorded(self.source, pair.src_bucket, src_key)
-                src_digest = src_digest or recorded
-            if src_digest is None:
-                src_digest, _, src_meta = self._read_digest(self.source, pair.src_bucket, src_key)
-        except NotFound:
-            return "vanished"  # deleted at the source since it was listed
-        try:
-            dst_digest: str | None = None
-            if trust:
-                dst_digest, dst_meta = self._recorded(self.target, pair.dst_bucket, dst_key)
-            if dst_digest is None:
-                dst_digest, _, dst_meta = self._read_digest(self.target, pair.dst_bucket, dst_key)
-        except NotFound:
-            self.report.add("missing", f"{pair.dst_bucket}/{dst_key}")
+    def claim(self, pair: BucketPair, src_key: str) -> str | None:
+        """--trust-digests: the digest the journal recorded for a verified copy (a claim)."""
+        if not self.options.trust_digests or self.journal is None:
+            return None
+        state, digest = self.journal.digest_of(pair.src_bucket, src_key)
+        return digest if state == "verified" else None
+
+    def record(self, pair: BucketPair, src_key: str, dst_key: str, found: Comparison) -> None:
+        self.report.compared(found.bytes_read)
+        where = f"{pair.dst_bucket}/{dst_key}"
+        if found.found == "missing":
+            self.report.add("missing", where)
             self.finding(pair, src_key, "missing on the target (found by verify)")
-            return "missing"
-        if src_digest != dst_digest:
-            self.report.add(
-                "different", {"key": f"{pair.dst_bucket}/{dst_key}", "source": src_digest, "target": dst_digest or ""}
-            )
+        elif found.found == "different":
+            self.report.add("different", {"key": where, "source": found.source_digest, "target": found.target_digest})
             self.finding(pair, src_key, "different bytes on the target (found by verify)")
-            return "different"
-        if self.options.check_metadata:
-            fields = self.source.capabilities.metadata & self.target.capabilities.metadata
-            differences = _compare_meta(src_meta, dst_meta, fields)
-            if differences:
-                self.report.add("metadata_different", {"key": f"{pair.dst_bucket}/{dst_key}", "fields": differences})
-                self.finding(pair, src_key, f"different metadata on the target ({', '.join(differences)})")
-                return "metadata"
-        self.report.matched()
-        return "match"
+        elif found.found == "metadata":
+            self.report.add("metadata_different", {"key": where, "fields": list(found.fields)})
+            self.finding(pair, src_key, f"different metadata on the target ({', '.join(found.fields)})")
+        elif found.found == "match":
+            self.report.matched()
 
 
 def _open_journal(options: VerifyOptions, report: VerifyReport) -> Journal | None:
@@ -261,7 +317,10 @@ def run_verify(
     target_location: Location,
     options: VerifyOptions,
     progress: Progress | None = None,
+    cluster: ClusterRun | None = None,
 ) -> VerifyReport:
+    """Compare the two sides (see the module docstring); ``cluster``: the comparisons (the reading
+    and digesting) run on its workers, the listings and the report here."""
     progress = progress or SilentProgress()
     report = VerifyReport(
         str(source_location),
@@ -278,7 +337,8 @@ def run_verify(
         source_location, target_location, names, target.capabilities.limits.valid_bucket_name, options.bucket_map
     )
     journal = _open_journal(options, report)
-    verifier = _Verifier(source, target, options, report, journal)
+    verifier = _Verifier(options, report, journal)
+    comparer = Comparer(source, target, algorithm=options.digest, check_metadata=options.check_metadata)
     # A key the target cannot hold is looked for under its encoded name: there if the sync encoded
     # it, reported missing otherwise (it is).
     keys = TargetKeys(target, "encode")
@@ -289,7 +349,7 @@ def run_verify(
             db.execute("CREATE TABLE listed (key TEXT PRIMARY KEY)")
             db.execute("CREATE TABLE second (key TEXT PRIMARY KEY)")
             for pair in pairs:
-                _verify_pair(pair, source, target, options, report, verifier, keys, db, progress)
+                _verify_pair(pair, source, target, options, report, verifier, comparer, keys, db, progress, cluster)
             db.close()
     finally:
         if journal is not None:
@@ -308,9 +368,11 @@ def _verify_pair(
     options: VerifyOptions,
     report: VerifyReport,
     verifier: _Verifier,
+    comparer: Comparer,
     keys: TargetKeys,
     db: sqlite3.Connection,
     progress: Progress,
+    cluster: ClusterRun | None,
 ) -> None:
     for table in ("target", "listed", "second"):
         db.execute(f"DELETE FROM {table}")  # noqa: S608 - a constant table name
@@ -348,7 +410,14 @@ def _verify_pair(
     checker = threading.Thread(target=cross_check, name="verify-cross-check", daemon=True) if second else None
     if checker is not None:
         checker.start()
-    workers: Workers[str] = Workers(options.workers, name="verify")
+    workers: Workers[Comparison] | ClusterPool
+    if cluster is None:
+        workers = Workers(options.workers, name="verify")
+    else:
+        from ..cluster.pool import ClusterPool
+        from ..cluster.tasks import compare_chunk
+
+        workers = ClusterPool(cluster.client, cluster.job, compare_chunk, name="verify")
 
     def submit(src_key: str, dst_key: str, size: int) -> None:
         def on_error(error: BaseException) -> None:
@@ -356,13 +425,22 @@ def _verify_pair(
             report.error(src_key, message if isinstance(error, FailoverError) else f"internal error: {message}")
             progress.advanced(1, 0)
 
-        def on_result(found: str) -> None:
-            if found == "vanished":
+        def on_result(found: Comparison) -> None:
+            verifier.record(pair, src_key, dst_key, found)
+            if found.found == "vanished":
                 with report._lock:
                     report.checked -= 1
             progress.advanced(1, 0 if options.trust_digests else size)
 
-        workers.submit(lambda: verifier.compare(pair, src_key, dst_key), on_result, on_error)
+        trust, claim = options.trust_digests, verifier.claim(pair, src_key)
+        if isinstance(workers, Workers):
+            task = functools.partial(
+                comparer.compare, pair.src_bucket, src_key, pair.dst_bucket, dst_key, trust=trust, claim=claim
+            )
+            workers.submit(task, on_result, on_error)
+        else:
+            item = CompareItem(pair.src_bucket, src_key, pair.dst_bucket, dst_key, size, trust, claim)
+            workers.submit(item, on_result, on_error)
 
     def check(info: ObjectInfo) -> None:
         report.checked += 1

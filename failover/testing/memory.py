@@ -13,6 +13,7 @@ than asked, or hold an operation until released (a server that stopped answering
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 import unicodedata
@@ -45,6 +46,12 @@ class MemoryOptions(BaseModel):
     page_size: int = Field(default=1000, ge=1, le=10000, description="objects per listing page")
     min_part_size: int = Field(default=5 * MIB, ge=1)
     normalize_unicode: Literal["NFC", "NFD"] | None = None
+    synthetic: int = Field(
+        default=0,
+        ge=0,
+        description="a bucket named 'synthetic' that lists this many generated 1 KiB objects (obj-0000000000...), "
+        "computed, never stored (listings and HEADs only): listings of tens of millions of objects for benchmarks",
+    )
 
 
 @dataclass
@@ -140,6 +147,36 @@ def _etag(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+SYNTHETIC = "synthetic"
+_SYNTHETIC_SIZE = 1024
+_SYNTHETIC_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _synthetic_key(n: int) -> str:
+    return f"obj-{n:010d}"
+
+
+def _synthetic_info(count: int, key: str) -> ObjectInfo:
+    if not (key.startswith("obj-") and key[4:].isdigit() and len(key) == 14 and int(key[4:]) < count):
+        raise NotFound("no such key", target=f"{SYNTHETIC}/{key}")
+    return ObjectInfo(SYNTHETIC, key, _SYNTHETIC_SIZE, _etag(key.encode()), _SYNTHETIC_TIME)
+
+
+def _synthetic_listing(count: int, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+    """The synthetic bucket's objects under ``prefix`` after ``start_after``, in byte order (the
+    keys are fixed-width numbers: the first one is found by bisection, not by a scan)."""
+    keys = range(count)
+    first = bisect.bisect_left(keys, prefix.encode(), key=lambda n: _synthetic_key(n).encode())
+    if start_after is not None:
+        after = bisect.bisect_right(keys, start_after.encode(), key=lambda n: _synthetic_key(n).encode())
+        first = max(first, after)
+    for n in range(first, count):
+        key = _synthetic_key(n)
+        if not key.startswith(prefix):
+            return
+        yield ObjectInfo(SYNTHETIC, key, _SYNTHETIC_SIZE, None, _SYNTHETIC_TIME)
+
+
 class MemoryStore(ObjectStore):
     """See the module docstring."""
 
@@ -186,6 +223,9 @@ class MemoryStore(ObjectStore):
 
     # -- helpers -----------------------------------------------------------------------------------
 
+    def _synthetic(self, bucket: str) -> bool:
+        return bucket == SYNTHETIC and self.options.synthetic > 0 and bucket not in self.space.buckets
+
     def _stored(self, key: str) -> str:
         form = self.capabilities.limits.key_normalization
         key = unicodedata.normalize(form, key) if form else key
@@ -231,7 +271,7 @@ class MemoryStore(ObjectStore):
 
     def _bucket_exists(self, bucket: str) -> bool:
         self.faults.enter("bucket_exists")
-        return bucket in self.space.buckets
+        return bucket in self.space.buckets or (bucket == SYNTHETIC and self.options.synthetic > 0)
 
     def _create_bucket(self, bucket: str) -> None:
         self.faults.enter("create_bucket")
@@ -256,6 +296,9 @@ class MemoryStore(ObjectStore):
         return sorted(keys, key=lambda k: k.encode("utf-8", "surrogatepass"))
 
     def _listing(self, bucket: str, prefix: str, start_after: str | None, *, second: bool) -> Iterator[ObjectInfo]:
+        if self._synthetic(bucket):
+            yield from _synthetic_listing(self.options.synthetic, prefix, start_after)
+            return
         operation = "list_objects_second" if second else "list_objects"
         keys = self._sorted_keys(bucket, prefix)
         if start_after is not None:
@@ -286,6 +329,8 @@ class MemoryStore(ObjectStore):
 
     def _first_after(self, bucket: str, prefix: str, key: str | None, *, second_way: bool) -> str | None:
         self.faults.enter("first_after")
+        if self._synthetic(bucket):
+            return next((info.key for info in _synthetic_listing(self.options.synthetic, prefix, key)), None)
         keys = self._sorted_keys(bucket, prefix)
         after = (key or "").encode("utf-8", "surrogatepass")
         omitted = self.faults.omit_second if second_way else self.faults.omit
@@ -298,6 +343,8 @@ class MemoryStore(ObjectStore):
 
     def _head(self, bucket: str, key: str) -> ObjectInfo:
         self.faults.enter("head")
+        if self._synthetic(bucket):
+            return _synthetic_info(self.options.synthetic, key)
         return self._info(bucket, key, self._object(bucket, key), meta=True)
 
     def _open(self, bucket: str, key: str, byte_range: ByteRange | None) -> tuple[ObjectInfo, RawBody, int, int]:

@@ -190,3 +190,24 @@ def test_a_cluster_that_cannot_be_reached_is_a_clear_error(lab: LabInfo) -> None
     assert "Dask scheduler at tcp://127.0.0.1:9" in result.stderr
     bad = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--cluster", "local:zero")
     assert bad.code == 2 and "local:N" in bad.stderr
+
+
+def test_verify_on_the_cluster_finds_what_is_missing_or_different(lab: LabInfo) -> None:
+    """verify --cluster reads and digests both sides on the workers: an object deleted on the target
+    and one overwritten there with other bytes of the same size are named, and exit 1."""
+    source = unique("cl-verify")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = bulk(300)
+    put_many(aws, source, objects)
+    assert run_cli("sync", f"aws:{source}", f"onprem:{source}").code == 0
+    clean = run_cli("--json", "verify", f"aws:{source}", f"onprem:{source}", "--cluster", "local:2", timeout=600)
+    assert clean.code == 0 and clean.json["matching"] == len(objects), clean.stdout[-2000:]
+    assert clean.json["bytes_compared"] == 2 * sum(len(v["body"]) for v in objects.values())
+    gone, changed = sorted(objects)[7], sorted(objects)[123]
+    onprem.delete_object(Bucket=source, Key=gone)
+    onprem.put_object(Bucket=source, Key=changed, Body=os.urandom(len(objects[changed]["body"])))
+    found = run_cli("--json", "verify", f"aws:{source}", f"onprem:{source}", "--cluster", "local:2", timeout=600)
+    assert found.code == 1, found.stdout[-2000:]
+    assert found.json["missing"] == [f"{source}/{gone}"]
+    assert [d["key"] for d in found.json["different"]] == [f"{source}/{changed}"]
+    assert found.json["matching"] == len(objects) - 2

@@ -83,3 +83,57 @@ def test_cluster_specs() -> None:
     for bad in ("local:0", "local:x", "local:65", "http://h:1", "tcp://h", "tcp://h:99999"):
         with pytest.raises(ConfigError):
             parse_cluster(bad)
+
+
+def playbook(cluster: str) -> str:
+    return f"""\
+version: 1
+name: on-a-cluster
+description: sync and verify on a Dask cluster
+steps:
+  - id: copy
+    kind: sync
+    source: "aws:media"
+    target: "onprem:media"
+    cluster: "{cluster}"
+  - id: prove
+    kind: verify
+    source: "aws:media"
+    target: "onprem:media"
+    cluster: "{cluster}"
+    needs: [copy]
+"""
+
+
+def test_the_playbook_steps_take_a_cluster_and_refuse_a_wrong_one() -> None:
+    from failover.errors import PlaybookError
+    from failover.playbook import load_playbook_text
+
+    loaded = load_playbook_text(playbook("local:2"), "play.yaml")
+    assert [getattr(step, "cluster", None) for step in loaded.playbook.steps] == ["local:2", "local:2"]
+    with pytest.raises(PlaybookError) as refused:
+        load_playbook_text(playbook("local:many"), "play.yaml")
+    assert "play.yaml:9:5: steps.0.cluster (step 'copy'): cluster 'local:many': N must be" in refused.value.message
+
+
+def test_the_synthetic_bucket_lists_like_a_stored_one() -> None:
+    """The memory adapter's synthetic bucket (bench/cluster_bench.py's 10M listing): byte order,
+    start_after and prefixes as the listing contract says, and shards that cover it exactly."""
+    store = MemoryStore("mem", MemoryOptions(space=f"synthetic-{next(_spaces)}", synthetic=2500))
+    keys = [info.key for info in store.list_objects("synthetic")]
+    assert keys == [f"obj-{n:010d}" for n in range(2500)]
+    listed = store.list_objects("synthetic", "obj-00000001", start_after="obj-0000000105")
+    assert [i.key for i in listed] == [f"obj-{n:010d}" for n in range(106, 200)]
+    assert store.head("synthetic", "obj-0000000042").size == 1024
+    shards = plan_shards(store, "synthetic", "", 6)
+    assert len(shards) >= 4 and covered_keys(store, "synthetic", shards) == keys
+
+
+def covered_keys(store: ObjectStore, bucket: str, shards: list[Shard]) -> list[str]:
+    found = []
+    for shard in shards:
+        for info in store.list_objects(bucket, "", start_after=shard.after):
+            if shard.upto is not None and info.key.encode() > shard.upto.encode():
+                break
+            found.append(info.key)
+    return found
