@@ -40,7 +40,10 @@ parser.add_argument("--workers", type=int, default=2)
 parser.add_argument(
     "--listing", type=int, default=0, help="also list this many objects (a synthetic source), dry run (0: skip)"
 )
-parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=True, help="the copy phase")
+parser.add_argument(
+    "--listing-single", action=argparse.BooleanOptionalAction, default=True, help="list in one process too"
+)
+parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=True, help="the copy phases")
 
 
 def _children(pid: int) -> list[int]:
@@ -54,9 +57,10 @@ def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         child = subprocess.Popen(argv, env=env, stdout=out, stderr=err, text=True)  # noqa: S603
-        peak, worker_peak = 0.0, 0.0
+        peak, worker_peak, cpu = 0.0, 0.0, 0.0
         while child.poll() is None:
             peak = max(peak, _high_water_mib(child.pid) or 0.0)
+            cpu = max(cpu, _cpu_seconds(child.pid))
             for pid in _children(child.pid):
                 worker_peak = max(worker_peak, _high_water_mib(pid) or 0.0)
             time.sleep(0.05)
@@ -66,7 +70,22 @@ def measured(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         if child.returncode != 0:
             raise SystemExit(f"{' '.join(argv[-4:])} failed ({child.returncode}): {err.read()[-2000:]}")
         report = json.loads(out.read())
-    return {"seconds": seconds, "peak_rss_mib": peak, "worker_peak_rss_mib": worker_peak, "report": report}
+    return {
+        "seconds": seconds,
+        "peak_rss_mib": peak,
+        "worker_peak_rss_mib": worker_peak,
+        "cpu_seconds": cpu,
+        "report": report,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (the coordinator's own work, not its workers')."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -78,7 +97,7 @@ def main() -> None:
     os.environ.setdefault("FAILOVER_LAB_CACHE", str(REPO / ".lab" / "cache"))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
     if args.listing:
-        results["listing"] = listing_phase(work, args.listing, args.workers)
+        results["listing"] = listing_phase(work, args.listing, args.workers, single=args.listing_single)
         print(json.dumps(results["listing"], indent=2), flush=True)
     if args.copy:
         results |= copy_phase(work, args)
@@ -86,19 +105,21 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     if args.copy:
-        single, cluster = results["single"], results["cluster"]
-        print("| run | seconds (median) | peak RSS, command | peak RSS, a worker |")
-        print("|---|---|---|---|")
-        print(f"| single process | {single['seconds']} | {single['peak_rss_mib']} MiB | - |")
-        print(
-            f"| --cluster local:{args.workers} | {cluster['seconds']} | {cluster['peak_rss_mib']} MiB | "
-            f"{cluster['worker_peak_rss_mib']} MiB |"
-        )
-        print(f"\noverhead {results['overhead']:+.1%}")
+        print(f"| phase | single process | --cluster local:{args.workers} | overhead | peak RSS: command, a worker |")
+        print("|---|---|---|---|---|")
+        for phase in ("small", "large"):
+            single, cluster = results[phase]["single"], results[phase]["cluster"]
+            print(
+                f"| {phase} | {single['seconds']} s | {cluster['seconds']} s | "
+                f"{cluster['seconds'] / single['seconds'] - 1:+.1%} | "
+                f"{cluster['peak_rss_mib']} MiB, {cluster['worker_peak_rss_mib']} MiB |"
+            )
+        whole = results["whole"]
+        print(f"| whole | {whole['single_seconds']} s | {whole['cluster_seconds']} s | {results['overhead']:+.1%} | |")
     print(f"raw results: {out.relative_to(REPO)}")
 
 
-def listing_phase(work: Path, count: int, workers: int) -> dict[str, Any]:
+def listing_phase(work: Path, count: int, workers: int, *, single: bool) -> dict[str, Any]:
     """A dry-run sync of ``count`` objects from the memory adapter's synthetic bucket (computed, never
     stored: seeding millions of objects into a server takes longer than listing them), in one
     process and on the cluster: time, the command's peak RSS, a worker's."""
@@ -111,7 +132,8 @@ def listing_phase(work: Path, count: int, workers: int) -> dict[str, Any]:
     env = {**os.environ, "FAILOVER_PROVIDERS": str(providers), "FAILOVER_STATE_DIR": str(work / "listing-state")}
     argv = [str(REPO / ".venv" / "bin" / "failover"), "--json", "sync", "syn:synthetic", "sink:listing", "--dry-run"]
     found: dict[str, Any] = {"objects": count}
-    for name, extra in (("single", []), ("cluster", ["--cluster", f"local:{workers}"])):
+    modes = [("single", [])] if single else []
+    for name, extra in [*modes, ("cluster", ["--cluster", f"local:{workers}"])]:
         run = measured([*argv, *extra], env)
         listed = run["report"]["totals"]["listed"]
         if listed != count:
@@ -120,54 +142,68 @@ def listing_phase(work: Path, count: int, workers: int) -> dict[str, Any]:
             "seconds": round(run["seconds"], 1),
             "peak_rss_mib": round(run["peak_rss_mib"], 1),
             "worker_peak_rss_mib": round(run["worker_peak_rss_mib"], 1),
-            "coordinator_us_per_object": round(run["seconds"] / count * 1e6, 1),
+            "us_per_object": round(run["seconds"] / count * 1e6, 1),
+            "coordinator_cpu_us_per_object": round(run["cpu_seconds"] / count * 1e6, 1),
             "shards": run["report"]["buckets"][0]["shards"],
         }
     return found
 
 
 def copy_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The small objects and the large ones, each copied in one process and on the cluster,
+    interleaved; then the whole data set's times (the sums)."""
     server_a, a = start_seaweed(work / "a", set())
     server_b, b = start_seaweed(work / "b", set(a.ports.values()) | {p + 10000 for p in a.ports.values()})
+    rng = random.Random(42)
+    phases = {
+        "small": [rng.randint(1024, 64 * 1024) for _ in range(args.small)],
+        "large": [args.large_mib * MIB] * args.large,
+    }
+    results: dict[str, Any] = {}
     try:
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
         env |= providers_file(work / "providers.yaml", a, b)
         env["FAILOVER_STATE_DIR"] = str(work / "state")
-        rng = random.Random(42)
-        sizes = [rng.randint(1024, 64 * 1024) for _ in range(args.small)] + [args.large_mib * MIB] * args.large
-        total = seed(a, "mixed", sizes)
         failover = [str(REPO / ".venv" / "bin" / "failover"), "--json"]
-        runs: dict[str, list[dict[str, Any]]] = {"single": [], "cluster": []}
-        for n in range(args.repeat):  # interleaved: drift on a noisy machine hits both alike
-            runs["single"].append(measured([*failover, "sync", "a:mixed", f"b:single-{n}"], env))
-            runs["cluster"].append(
-                measured([*failover, "sync", "a:mixed", f"b:cluster-{n}", "--cluster", f"local:{args.workers}"], env)
-            )
+        for phase, sizes in phases.items():
+            total = seed(a, phase, sizes)
+            runs: dict[str, list[dict[str, Any]]] = {"single": [], "cluster": []}
+            for n in range(args.repeat):  # interleaved: drift on a noisy machine hits both alike
+                runs["single"].append(measured([*failover, "sync", f"a:{phase}", f"b:{phase}-single-{n}"], env))
+                cluster = ["--cluster", f"local:{args.workers}"]
+                runs["cluster"].append(
+                    measured([*failover, "sync", f"a:{phase}", f"b:{phase}-cluster-{n}", *cluster], env)
+                )
+            results[phase] = {"objects": len(sizes), "bytes": total} | {
+                name: _summary(measures, len(sizes), total, args.workers) for name, measures in runs.items()
+            }
+            seconds = {name: results[phase][name]["seconds"] for name in runs}
+            print(f"{phase}: " + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()) + " (medians)", flush=True)
     finally:
         server_a.stop(a)
         server_b.stop(b)
-    results: dict[str, Any] = {"objects": len(sizes), "bytes": total}
-    for name, measures in runs.items():
-        ordered = sorted(measures, key=lambda m: m["seconds"])
-        middle = ordered[len(ordered) // 2]
-        entry = {
-            "seconds": round(middle["seconds"], 2),
-            "all_seconds": [round(m["seconds"], 2) for m in measures],
-            "peak_rss_mib": round(max(m["peak_rss_mib"] for m in measures), 1),
-            "worker_peak_rss_mib": round(max(m["worker_peak_rss_mib"] for m in measures), 1),
-        }
-        cluster = middle["report"].get("cluster")
-        if cluster:
-            workers = cluster["workers"].values()
-            chunks = sum(w["chunks"] for w in workers)
-            entry["per_worker_bytes_per_second"] = round(total / middle["seconds"] / max(1, len(cluster["workers"])))
-            entry["chunks"] = chunks
-        results[name] = entry
-    results["overhead"] = round(results["cluster"]["seconds"] / results["single"]["seconds"] - 1, 3)
-    # Per-chunk overhead: what the cluster run took beyond the single-process run, per chunk sent.
-    extra = results["cluster"]["seconds"] - results["single"]["seconds"]
-    results["per_chunk_overhead_s"] = round(max(0.0, extra) / max(1, results["cluster"].get("chunks", 1)), 4)
+    single = sum(results[p]["single"]["seconds"] for p in phases)
+    cluster = sum(results[p]["cluster"]["seconds"] for p in phases)
+    results["whole"] = {"single_seconds": round(single, 2), "cluster_seconds": round(cluster, 2)}
+    results["overhead"] = round(cluster / single - 1, 3)
     return results
+
+
+def _summary(measures: list[dict[str, Any]], objects: int, total: int, workers: int) -> dict[str, Any]:
+    ordered = sorted(measures, key=lambda m: m["seconds"])
+    middle = ordered[len(ordered) // 2]
+    entry: dict[str, Any] = {
+        "seconds": round(middle["seconds"], 2),
+        "all_seconds": [round(m["seconds"], 2) for m in measures],
+        "peak_rss_mib": round(max(m["peak_rss_mib"] for m in measures), 1),
+        "worker_peak_rss_mib": round(max(m["worker_peak_rss_mib"] for m in measures), 1),
+        "coordinator_cpu_us_per_object": round(middle["cpu_seconds"] / objects * 1e6, 1),
+    }
+    if middle["report"].get("cluster"):
+        entry["per_worker_objects_per_second"] = round(objects / middle["seconds"] / workers, 1)
+        entry["per_worker_bytes_per_second"] = round(total / middle["seconds"] / workers)
+        entry["chunks"] = sum(w["chunks"] for w in middle["report"]["cluster"]["workers"].values())
+    return entry
 
 
 if __name__ == "__main__":

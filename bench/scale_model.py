@@ -1,17 +1,24 @@
 """How many workers evacuate 70 TB in 29 hours: a projection from measured inputs only.
 
-Inputs (from a bench/cluster_bench.py result file, or given): the per-worker throughput of large
-objects and of small ones, and the coordinator's per-chunk overhead. Stated assumptions:
+Inputs, all from one bench/cluster_bench.py result file (copy phases; the listing phase optional):
 
-* the data set: 70 TB, 60% of the bytes in objects over 8 MiB (here: 64 MiB), 40% in 50 KiB media;
-* each worker has a 10 Gb/s link (1.25 GB/s) and never exceeds it; source and target scale with
-  the workers (their own throughput limits are not modelled);
-* the coordinator handles one chunk at a time (journal commits, decisions): its time per chunk is
-  serial, so it bounds the whole cluster; chunks are 32 objects or 64 MiB, as in failover/cluster;
-* efficiency of N workers = throughput(N) / (N x throughput(1)).
+* a worker's rate on small objects (objects/s, 1-64 KiB, mean 32.5 KiB) and on large ones (bytes/s,
+  64 MiB objects), from the ``--cluster local:N`` runs (the total over N workers, divided by N);
+* the coordinator's CPU time per small object and per large object in those runs (listing,
+  deciding, committing what the workers report): the coordinator is one process, so this is the
+  part that does not shrink with more workers.
+
+Assumptions, stated:
+
+* the data set: 70 TB, 60% of the bytes in objects over 8 MiB (modelled as 64 MiB), 40% in 50 KiB
+  media; a 50 KiB object costs a worker what a measured small object costs plus its extra 17.5 KiB
+  at the large-object byte rate;
+* each worker has its own 10 Gb/s link (1.25 GB/s) and cores like the measuring machine's; the
+  source and the target keep up with any number of workers (their limits are not modelled);
+* the coordinator's per-object CPU time is serial (one Python process); more workers do not
+  reduce it. Efficiency of N workers = (one worker's time / N) / the run's time.
 
     .venv/bin/python bench/scale_model.py bench/results/cluster-<time>.json
-    .venv/bin/python bench/scale_model.py --large-bps 2.0e8 --small-ops 900 --chunk-overhead 0.004
 """
 
 from __future__ import annotations
@@ -19,67 +26,83 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 TB = 10**12
-HOURS = 29
-LINK = 1.25e9  # bytes per second, 10 Gb/s
-SMALL = 50 * 1024
-LARGE = 64 * 1024 * 1024
-CHUNK_OBJECTS, CHUNK_BYTES = 32, 64 * 1024 * 1024
+DEADLINE_HOURS = 29
+LINK = 1.25e9
+SMALL, LARGE = 50 * 1024, 64 * 1024 * 1024
+MEASURED_SMALL_MEAN = (1024 + 64 * 1024) / 2
 
 
-def project(large_bps: float, small_ops: float, chunk_overhead: float, *, total: float = 70 * TB) -> dict[str, float]:
+@dataclass(frozen=True)
+class Inputs:
+    small_ops: float
+    """One worker's small objects per second (measured mean size MEASURED_SMALL_MEAN)."""
+    large_bps: float
+    """One worker's bytes per second on large objects."""
+    coordinator_small_s: float
+    """Coordinator CPU seconds per small object."""
+    coordinator_large_s: float
+    """Coordinator CPU seconds per large object."""
+
+
+def inputs_from(results: dict[str, object]) -> Inputs:
+    small = results["small"]["cluster"]  # type: ignore[index]
+    large = results["large"]["cluster"]  # type: ignore[index]
+    return Inputs(
+        small_ops=float(small["per_worker_objects_per_second"]),
+        large_bps=float(large["per_worker_bytes_per_second"]),
+        coordinator_small_s=float(small["coordinator_cpu_us_per_object"]) / 1e6,
+        coordinator_large_s=float(large["coordinator_cpu_us_per_object"]) / 1e6,
+    )
+
+
+def project(given: Inputs, total: float = 70 * TB, hours: float = DEADLINE_HOURS) -> dict[str, float]:
     large_bytes, small_bytes = 0.6 * total, 0.4 * total
-    small_objects = small_bytes / SMALL
-    large_objects = large_bytes / LARGE
-    # One worker: the time for its share of each kind, capped by its link.
-    per_worker_large = min(large_bps, LINK)
-    per_worker_small = min(small_ops * SMALL, LINK)
-    worker_seconds = large_bytes / per_worker_large + small_bytes / per_worker_small
-    chunks = small_objects / CHUNK_OBJECTS + large_objects  # one large object per chunk at 64 MiB
-    coordinator_seconds = chunks * chunk_overhead
-    deadline = HOURS * 3600.0
+    small_objects, large_objects = small_bytes / SMALL, large_bytes / LARGE
+    large_rate = min(given.large_bps, LINK)
+    per_small = 1 / given.small_ops + (SMALL - MEASURED_SMALL_MEAN) / large_rate
+    worker_seconds = max(small_objects * per_small + large_bytes / large_rate, total / LINK)
+    coordinator_seconds = small_objects * given.coordinator_small_s + large_objects * given.coordinator_large_s
+    deadline = hours * 3600
 
-    def seconds(workers: int) -> float:
+    def run_seconds(workers: int) -> float:
         return max(worker_seconds / workers, coordinator_seconds)
 
+    def efficiency(workers: int) -> float:
+        return (worker_seconds / workers) / run_seconds(workers)
+
     needed = math.ceil(worker_seconds / deadline)
-    if coordinator_seconds >= deadline:
-        needed = -1  # the coordinator alone cannot finish in time: more workers do not help
-    efficiency = (worker_seconds / seconds(needed)) / needed if needed > 0 else 0.0
+    feasible = coordinator_seconds < deadline
+    # Where adding a worker still gives at least 0.8 of a worker's worth of throughput.
+    linear_up_to = math.floor(0.8 * worker_seconds / coordinator_seconds) if coordinator_seconds else math.inf
     return {
-        "workers_needed": needed,
-        "hours_with_them": seconds(needed) / 3600 if needed > 0 else math.inf,
+        "small_objects": small_objects,
+        "large_objects": large_objects,
+        "one_worker_hours": worker_seconds / 3600,
         "coordinator_hours": coordinator_seconds / 3600,
-        "efficiency_at_that_size": efficiency,
-        "max_useful_workers": math.floor(worker_seconds / coordinator_seconds) if coordinator_seconds else math.inf,
+        "workers_needed": needed if feasible else math.inf,
+        "hours_with_them": run_seconds(needed) / 3600,
+        "efficiency_at_that_size": efficiency(needed),
+        "workers_at_0.8_efficiency_or_more": linear_up_to,
+        "coordinators_needed": math.ceil(coordinator_seconds / deadline),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", nargs="?", type=Path, help="a bench/cluster_bench.py result file")
-    parser.add_argument("--large-bps", type=float, help="one worker's bytes per second on large objects")
-    parser.add_argument("--small-ops", type=float, help="one worker's small objects per second")
-    parser.add_argument("--chunk-overhead", type=float, help="the coordinator's seconds per chunk")
+    parser.add_argument("results", type=Path, help="a bench/cluster_bench.py result file with its copy phases")
     args = parser.parse_args()
-    large_bps, small_ops, overhead = args.large_bps, args.small_ops, args.chunk_overhead
-    if args.results:
-        measured = json.loads(args.results.read_text())
-        cluster = measured["cluster"]
-        large_bps = large_bps or cluster["per_worker_bytes_per_second"]
-        small_ops = small_ops or measured["objects"] / cluster["seconds"] / 2
-        overhead = overhead if overhead is not None else measured["per_chunk_overhead_s"]
-    if large_bps is None or small_ops is None or overhead is None:
-        parser.error("give a results file, or --large-bps, --small-ops and --chunk-overhead")
-    found = project(large_bps, small_ops, overhead)
+    given = inputs_from(json.loads(args.results.read_text()))
     print(
-        f"inputs: {large_bps / 1e6:.1f} MB/s per worker (large), {small_ops:.0f} small objects/s per worker, "
-        f"{overhead * 1000:.2f} ms coordinator time per chunk"
+        f"measured: a worker copies {given.small_ops:.0f} small objects/s or {given.large_bps / 1e6:.1f} MB/s of "
+        f"large ones; the coordinator spends {given.coordinator_small_s * 1e6:.0f} us of CPU per small object and "
+        f"{given.coordinator_large_s * 1e3:.1f} ms per large one"
     )
-    for name, value in found.items():
-        print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
+    for name, value in project(given).items():
+        print(f"{name}: {value:,.2f}" if isinstance(value, float) and not math.isinf(value) else f"{name}: {value}")
 
 
 if __name__ == "__main__":

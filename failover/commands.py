@@ -54,6 +54,8 @@ __all__ = [
     "sync",
     "verify",
     "write_json",
+    "write_report",
+    "write_sync_json",
 ]
 
 
@@ -62,14 +64,23 @@ def write_json(path: Path, data: object) -> None:
     write_atomic(path, redact(json.dumps(data, indent=2, default=str, ensure_ascii=False)) + "\n")
 
 
-def write_report(path: Path, data: dict[str, object]) -> None:
-    """``--report FILE``: the HTML page when FILE ends in .html, the JSON report otherwise."""
+def write_report(path: Path, data: dict[str, object], report: SyncReport | None = None) -> None:
+    """``--report FILE``: the HTML page when FILE ends in .html, the JSON report otherwise (a sync's
+    ``report``, when given, with every key named: see :func:`write_sync_json`)."""
     from .htmlreport import HTML_SUFFIXES, write_html
 
     if path.suffix.lower() in HTML_SUFFIXES:
         write_html(data, path)
+    elif report is not None:
+        write_sync_json(path, report)
     else:
         write_json(path, data)
+
+
+def write_sync_json(path: Path, report: SyncReport) -> None:
+    """A sync's JSON report naming every key, streamed and redacted piece by piece, written
+    atomically."""
+    write_atomic(path, lambda write: report.write_json(write, transform=redact))
 
 
 # -- storage ---------------------------------------------------------------------------------------
@@ -116,7 +127,7 @@ def sync(
     report_file = None
     if not options.dry_run:
         report_file = Path(report.journal).with_suffix(f".run-{report.run}.json")
-        write_json(report_file, report.to_json())
+        write_sync_json(report_file, report)
     return SyncRun(report, engine.abandoned, report_file)
 
 

@@ -187,9 +187,9 @@ def sync(
     report = run.report
     data = report.to_json()
     if report_path:
-        commands.write_report(report_path, data)
+        commands.write_report(report_path, data, report)
     if app.json:
-        app.emit_json(data)
+        report.write_json(sys.stdout.write, transform=redact)  # every key named, streamed
     else:
         _summary(app, data)
     code = _exit_code(report)
@@ -276,6 +276,8 @@ def _summary(app: App, data: dict[str, Any]) -> None:
             f"{rate['objects_per_s']:.0f} objects/s, {human_size(rate['bytes_per_s'])}/s"
             if totals["copied"]
             else "nothing needed copying"
+            if data["complete"]
+            else "nothing copied"  # a listing that failed proves nothing about what needed copying
         )
         app.say(
             f"{totals['copied']} copied ({human_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "

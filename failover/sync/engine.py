@@ -945,11 +945,11 @@ class SyncEngine:
         bucket.shards = len(shards)
         from distributed import as_completed
 
-        submitted: list[Any] = []
+        waiting: set[Any] = set()
 
         def listing_of(shard: Any) -> Any:
             future = client.submit(list_shard, job, pair.src_bucket, pair.src_prefix, shard, pure=False, retries=2)
-            submitted.append(future)
+            waiting.add(future)
             return future
 
         pending = as_completed([listing_of(shard) for shard in shards])
@@ -966,13 +966,16 @@ class SyncEngine:
                         operation="list_objects",
                         target=pair.src_bucket,
                     ) from None
+                # Released at once: a result the client still refers to stays in the worker's memory.
+                waiting.discard(future)
+                future.release()
                 if listed.rest is not None:
                     pending.add(listing_of(listed.rest))
                 bucket.listing_ended_early += listed.ended_early
                 yield from listed.objects
         finally:
             pending.clear()
-            client.cancel([f for f in submitted if not f.done()])
+            client.cancel([f for f in waiting if not f.done()])
 
     def _cluster_summary(self) -> dict[str, Any]:
         assert self.cluster is not None

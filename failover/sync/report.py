@@ -319,6 +319,9 @@ class SyncReport:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON data, naming the first KEY_LIMIT keys of each kind (``keys_counts``
+        has how many there are): what the summary, the HTML page, the journal and a playbook's
+        state hold. :meth:`write_json` writes the same with every key named."""
         buckets = [asdict(b) for b in self.buckets]
         seconds = self.duration or 1e-9
         copied_bytes = self.total("copied_bytes")
@@ -391,10 +394,13 @@ class SyncReport:
             "buckets": buckets,
             "changes": [c.to_json() for c in self.changes()],
             "errors": self.errors,
-            "keys": {kind: list(found) for kind, found in self.keys.items()},
+            "keys": {kind: found[:KEY_LIMIT] for kind, found in self.keys.items()},
+            "keys_counts": {kind: len(found) for kind, found in self.keys.items()},
             "samples": self.samples,
             "keys_not_listed": dict(self.keys_not_listed),
-            "skipped_keys": [{"key": k["key"], "reason": k.get("detail", "")} for k in self.keys["skipped"]],
+            "skipped_keys": [
+                {"key": k["key"], "reason": k.get("detail", "")} for k in self.keys["skipped"][:KEY_LIMIT]
+            ],
             "filters": self.filters,
             "cluster": self.cluster,
             "delete_refused": self.delete_refused,
@@ -403,3 +409,18 @@ class SyncReport:
             "stalled": self.stalled,
             "interrupted": self.interrupted,
         }
+
+    def write_json(self, write: Callable[[str], object], *, transform: Callable[[str], str] = lambda t: t) -> None:
+        """The JSON report with every key named, written in pieces (``transform``, as redaction,
+        applies to each): the names of a million keys are streamed from their spill files, never
+        held in memory at once. The same document as :meth:`to_json`, ``keys`` complete and last."""
+        data = self.to_json()
+        data.pop("keys")
+        head = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+        write(transform(head[: head.rstrip().rindex("}")].rstrip() + ',\n  "keys": {'))
+        for number, (kind, found) in enumerate(self.keys.items()):
+            write(transform(("," if number else "") + f"\n    {json.dumps(kind)}: ["))
+            for index, item in enumerate(found):
+                write(transform(("," if index else "") + "\n      " + json.dumps(item, ensure_ascii=False)))
+            write("\n    ]" if len(found) else "]")
+        write("\n  }\n}\n")

@@ -211,3 +211,79 @@ def test_verify_on_the_cluster_finds_what_is_missing_or_different(lab: LabInfo) 
     assert found.json["missing"] == [f"{source}/{gone}"]
     assert [d["key"] for d in found.json["different"]] == [f"{source}/{changed}"]
     assert found.json["matching"] == len(objects) - 2
+
+
+def test_a_running_scheduler_whose_workers_hold_the_credentials(lab: LabInfo, tmp_path: Path) -> None:
+    """--cluster tcp://HOST:PORT: a scheduler and a worker started apart from the command. A worker
+    without the credentials' variables fails what it is given, naming the variable (it resolves the
+    providers file's references itself: none travels with the task); one with them copies."""
+    source = unique("cl-tcp")
+    aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
+    objects = bulk(120)
+    put_many(aws, source, objects)
+    dask = str(Path(sys.executable).with_name("dask"))
+    info = tmp_path / "scheduler.json"
+    loopback = ["--host", "127.0.0.1"]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(process)
+        return process
+
+    secrets = {k for k in os.environ if k.startswith("FAILOVER_LAB_") and ("KEY" in k or "SECRET" in k)}
+    bare = {k: v for k, v in os.environ.items() if k not in secrets}
+    try:
+        spawn(
+            [
+                dask,
+                "scheduler",
+                *loopback,
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(info),
+            ],
+            bare,
+        )
+        _wait_until(lambda: info.exists() and "address" in info.read_text(), 60, "the scheduler started")
+        address = json.loads(info.read_text())["address"]
+        worker = spawn([dask, "worker", "--scheduler-file", str(info), *loopback, "--nthreads", "2"], bare)
+        _wait_until(lambda: _workers_at(info) == 1, 60, "the worker joined")
+        refused = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
+        assert refused.code != 0, refused.stdout[-2000:]
+        text = json.dumps(refused.json)
+        assert any(name in text for name in secrets), "the error names the missing variable"
+        assert not onprem.list_objects_v2(Bucket=source).get("KeyCount") if _bucket(onprem, source) else True
+        worker.kill()
+        worker.wait(30)
+        spawn([dask, "worker", "--scheduler-file", str(info), *loopback, "--nthreads", "2"], dict(os.environ))
+        _wait_until(lambda: _workers_at(info) == 1, 60, "the worker with credentials joined")
+        copied = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
+        assert copied.code == 0, copied.stdout[-3000:]
+        assert copied.json["totals"]["copied"] == len(objects)
+        assert set(list_keys(onprem, source)) == set(objects)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(30)
+
+
+def _wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def _workers_at(info: Path) -> int:
+    from distributed import Client
+
+    with Client(scheduler_file=str(info), timeout=10) as client:
+        return len(client.scheduler_info()["workers"])
+
+
+def _bucket(client: Any, name: str) -> bool:
+    return any(b["Name"] == name for b in client.list_buckets()["Buckets"])

@@ -41,8 +41,9 @@ EXPECTED = {
     "failover.htmlreport": {"render_html", "report_kind", "write_html"},
     "failover.commands": {
         "RehostRefused", "RehostRequest", "RehostRun", "SyncRun", "plan_rehost_fleet", "rehost", "rehost_rollback",
-        "sync", "verify", "write_json",
+        "sync", "verify", "write_json", "write_report", "write_sync_json",
     },
+    "failover.cluster": {"ClusterSpec", "parse_cluster"},
     "failover.playbook.outputs": {
         "DnsCutoverOutput", "DnsPrepareOutput", "FleetInstance", "HealthOutput", "InventoryOutput", "NoOutput",
         "RehostOutput", "StepOutput", "SyncOutput", "VerifyOutput",
