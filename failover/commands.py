@@ -38,10 +38,8 @@ from .sync import (
 )
 
 if TYPE_CHECKING:  # the rehost machinery is imported when a rehost runs, not by every command
-    from .cluster.spec import ClusterSpec
     from .compute import Compute
     from .rehost import RehostPlan, RehostReport
-    from .sync.digests import Algorithm
 
 __all__ = [
     "RehostRefused",
@@ -102,19 +100,7 @@ def sync(
     engine does, or plan it (``options.dry_run``). The run's report is kept beside its journal."""
     src, dst, source_store, target_store = open_locations(providers, source, target)
     with contextlib.ExitStack() as stack:
-        cluster = None
-        if options.cluster is not None:  # a dry run lists on the cluster too
-            cluster = _cluster_run(
-                stack,
-                providers,
-                source,
-                target,
-                options.cluster,
-                digest=options.digest,
-                readback=options.readback,
-                parts_in_flight=options.parts_in_flight,
-                stall_timeout=options.stall_timeout,
-            )
+        cluster = _cluster_run(stack, providers, source, target, options)  # a dry run lists on it too
         engine = SyncEngine(source_store, target_store, src, dst, options, progress, cluster)
         try:
             report = engine.run()
@@ -131,38 +117,24 @@ def sync(
     return SyncRun(report, engine.abandoned, report_file)
 
 
+_JOB_OPTIONS = ("digest", "readback", "parts_in_flight", "stall_timeout", "check_metadata")
+
+
 def _cluster_run(
-    stack: contextlib.ExitStack,
-    providers: Providers,
-    source: str,
-    target: str,
-    spec: ClusterSpec,
-    *,
-    digest: Algorithm = "sha256",
-    readback: bool = False,
-    parts_in_flight: int = 4,
-    stall_timeout: float | None = None,
-    check_metadata: bool = True,
-) -> ClusterRun:
-    """Start (or reach) the run's cluster; it is stopped when ``stack`` closes. What its tasks
-    share is data without secrets (the providers file holds references only)."""
+    stack: contextlib.ExitStack, providers: Providers, source: str, target: str, options: SyncOptions | VerifyOptions
+) -> ClusterRun | None:
+    """The run's cluster when ``options`` asks for one (started or reached here, stopped when
+    ``stack`` closes), and what its tasks share: data without secrets (the providers file holds
+    references only) and the options the workers apply."""
+    if options.cluster is None:
+        return None
     from .cluster.pool import open_client
     from .cluster.tasks import Job
 
-    client = stack.enter_context(open_client(spec))
-    job = Job(
-        providers=providers.file,
-        providers_path=providers.path,
-        source=source,
-        target=target,
-        digest=digest,
-        readback=readback,
-        parts_in_flight=parts_in_flight,
-        stall_timeout=stall_timeout,
-        check_metadata=check_metadata,
-        run_token=uuid.uuid4().hex,
-    )
-    return ClusterRun(client, job, spec)
+    client = stack.enter_context(open_client(options.cluster))
+    applied = {name: getattr(options, name) for name in _JOB_OPTIONS if hasattr(options, name)}
+    job = Job(providers.file, providers.path, source, target, run_token=uuid.uuid4().hex, **applied)
+    return ClusterRun(client, job, options.cluster)
 
 
 def verify(
@@ -174,17 +146,7 @@ def verify(
     options = replace(options, journal=options.journal or default_journal_path(src, dst))
     try:
         with contextlib.ExitStack() as stack:
-            cluster = None
-            if options.cluster is not None:
-                cluster = _cluster_run(
-                    stack,
-                    providers,
-                    source,
-                    target,
-                    options.cluster,
-                    digest=options.digest,
-                    check_metadata=options.check_metadata,
-                )
+            cluster = _cluster_run(stack, providers, source, target, options)
             return run_verify(source_store, target_store, src, dst, options, progress, cluster)
     finally:
         source_store.close()

@@ -110,6 +110,13 @@ CLUSTER_OPTION = click.option(
 @click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G).")
 @click.option("--max-age", metavar="AGE", help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).")
 @CLUSTER_OPTION
+@click.option(
+    "--spread-above",
+    metavar="SIZE",
+    default="1G",
+    show_default=True,
+    help="With --cluster: send an object at least this large as part ranges by several workers at once.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered.")
 @pass_app
 def sync(
@@ -139,6 +146,7 @@ def sync(
     max_size: str | None,
     max_age: str | None,
     cluster: str | None,
+    spread_above: str,
     verbose: bool,
 ) -> int:
     """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
@@ -181,6 +189,7 @@ def sync(
         ),
         on_key=_key_printer(app) if verbose else None,
         cluster=parse_cluster(cluster) if cluster else None,
+        spread_above=parse_size(spread_above, "--spread-above"),
     )
     with ProgressDisplay(app.err, enabled=not (app.quiet or app.json), title="sync") as progress:
         run = commands.sync(app.providers, source, target, options, progress)

@@ -31,6 +31,8 @@ CHUNK_BYTES = 64 * 1024 * 1024
 """A chunk is what a lost worker costs: at most this many objects or bytes (one object above it
 travels alone). Small enough that re-sending one is cheap, large enough that Dask's per-task
 overhead is small against the copies."""
+LOCAL_TASKS = 4
+"""Large objects whose part ranges are coordinated at once (see Copier.spread)."""
 LINGER = 0.05
 """How long a chunk that is not full waits for more objects before it is sent anyway."""
 CONNECT_TIMEOUT = 15.0
@@ -109,7 +111,8 @@ class _Item(Protocol):
 
 @dataclass
 class _Pending:
-    item: _Item
+    item: _Item | None
+    """None: a task run here (:meth:`ClusterPool.submit_local`)."""
     on_result: Callable[[Any], None]
     on_error: Callable[[BaseException], None]
     settled: bool = False
@@ -185,6 +188,7 @@ class ClusterPool:
         self.workers: dict[str, WorkerStats] = {}
         self.lost_chunks = 0
         self._closing = threading.Event()
+        self._local = concurrent.futures.ThreadPoolExecutor(LOCAL_TASKS, thread_name_prefix=f"cluster-{name}-local")
         self._collector = threading.Thread(target=self._collect, name=f"cluster-{name}", daemon=True)
         self._collector.start()
         self._linger = threading.Thread(target=self._send_lingering, name="cluster-linger", daemon=True)
@@ -205,6 +209,31 @@ class ClusterPool:
             chunk = self._take() if full else None
         if chunk is not None:
             return self._send(chunk)
+        return True
+
+    def submit_local(
+        self, task: Callable[[], Any], on_result: Callable[[Any], None], on_error: Callable[[BaseException], None]
+    ) -> bool:
+        """Run ``task`` here, in one of LOCAL_TASKS threads (work that coordinates tasks of its own,
+        as a large object's part ranges), with the same accounting as a chunk's items."""
+        if self._stopping():
+            return False
+        entry = _Pending(None, on_result, on_error)
+        with self._lock:
+            self.submitted += 1
+
+        def run() -> None:
+            if self._stopping():
+                self._settle([entry], concurrent.futures.CancelledError("stopped before it started"))
+                return
+            try:
+                result = task()
+            except BaseException as error:  # noqa: BLE001 - the task's failure is its outcome
+                self._settle([entry], error)
+                return
+            self._deliver(entry, ItemOutcome(("", ""), result, None))
+
+        self._local.submit(run)
         return True
 
     def _take(self) -> list[_Pending]:
@@ -230,7 +259,8 @@ class ClusterPool:
         try:
             # The job travels with every chunk (a few KB): data scattered to the workers beforehand
             # is lost with a killed worker, and every chunk waiting on it is cancelled.
-            future = self._client.submit(self._task, self._job, [e.item for e in entries], pure=False, retries=1)
+            items = [e.item for e in entries if e.item is not None]
+            future = self._client.submit(self._task, self._job, items, pure=False, retries=1)
         except BaseException as error:  # noqa: BLE001 - the chunk's objects are accounted for as failed
             self._slots.release()
             self._settle(entries, error)
@@ -303,7 +333,7 @@ class ClusterPool:
                 self._on_chunk(outcome)
         except BaseException as bug:  # noqa: BLE001 - kept for the caller
             self.callback_errors.append(bug)
-        pending = {e.item.name: e for e in entries}
+        pending = {e.item.name: e for e in entries if e.item is not None}
         for item in outcome.items:
             entry = pending.pop(item.name, None)
             if entry is None:
@@ -387,6 +417,7 @@ class ClusterPool:
         self._closing.set()
         self._collector.join(5)
         self._linger.join(5)
+        self._local.shutdown(wait=False)
         return not self.abandoned
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from ..config import Providers, ProvidersFile
 from ..errors import FailoverError
 from ..storage import ObjectStore
-from ..sync.copier import Copier
+from ..sync.copier import Copier, PartRange, UploadedPart
 from ..sync.digests import Algorithm
 from ..sync.journal import ObjectRow, PartRow, SourceVersion
 from ..sync.report import SyncReport
@@ -40,6 +40,7 @@ __all__ = [
     "compare_chunk",
     "copy_chunk",
     "list_shard",
+    "send_range",
 ]
 
 
@@ -313,6 +314,28 @@ def _each(items: list[Any], work: Callable[[Any], Any]) -> list[ItemOutcome]:
 
     with concurrent.futures.ThreadPoolExecutor(min(8, max(1, len(items))), thread_name_prefix="chunk") as pool:
         return list(pool.map(one, items))
+
+
+def send_range(job: Job, span: PartRange) -> list[UploadedPart]:
+    """Send one part range of a large object spread over the workers (see Copier.spread)."""
+    source, target = _open(job)
+    report = SyncReport(source=job.source, target=job.target, dry_run=False, journal="(coordinator)")
+    copier = Copier(
+        source,
+        target,
+        RecordingLedger([]),
+        report,
+        algorithm=job.digest,
+        bandwidth=Bandwidth(None, lambda size: None),
+        readback=job.readback,
+        max_parts_in_flight=1,
+    )
+    try:
+        return copier.send_range(span)
+    except BaseException as error:  # noqa: BLE001 - raised as it can travel
+        raise portable(error) from None
+    finally:
+        copier.close()
 
 
 def compare_chunk(job: Job, items: list[CompareItem]) -> ChunkOutcome:

@@ -26,20 +26,20 @@ import functools
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..capabilities import Capability
 from ..errors import IntegrityError, NotFound, ProviderError
 from ..storage import ObjectReader, ObjectStore, read_full
-from ..types import MetaField, ObjectInfo, ObjectMeta, PartInfo
-from .digests import Algorithm, Digest, metadata_key, new_digest
+from ..types import ByteRange, MetaField, ObjectInfo, ObjectMeta, PartInfo
+from .digests import Algorithm, Digest, digest_like, is_parts_digest, metadata_key, new_digest, parts_digest_of
 from .journal import Ledger, ObjectRow, PartRow, SourceVersion
 from .keys import SOURCE_KEY_META, is_encoding_of, quote_source_key
 from .report import SyncReport
 from .throttle import Bandwidth
 
-__all__ = ["Copier", "Outcome", "Result"]
+__all__ = ["Copier", "Outcome", "PartRange", "Result", "UploadedPart"]
 
 # An upload started by a crashed run is ours if it began within this long of the recorded intent.
 _INTENT_MARGIN = 300.0
@@ -65,6 +65,34 @@ class Result:
     sent: int = 0
     repaired: bool = False
     """The target held other bytes than the journal said (found by re-reading): sent again."""
+
+
+@dataclass(frozen=True)
+class PartRange:
+    """Parts ``first`` to ``last`` of a multipart upload of ``row``'s object, for one worker to send
+    (see :meth:`Copier.spread`): read from the source as one byte range of the version ``etag``."""
+
+    row: ObjectRow
+    upload_id: str
+    part_size: int
+    size: int
+    first: int
+    last: int
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    part: PartInfo
+    proof: str
+    """The part's checksum as sent (what a resume proves a part by)."""
+    digest: str
+    """The digest of the part's bytes (for the object's parts digest)."""
+
+
+RangeRunner = Callable[[list[PartRange]], "Iterator[list[UploadedPart]]"]
+"""Sends part ranges (on a cluster's workers) and yields each range's parts as it finishes; raises
+the first failure."""
 
 
 class _Tee:
@@ -196,6 +224,66 @@ class Copier:
                     raise
         raise AssertionError("unreachable")
 
+    def spread(self, row: ObjectRow, run: RangeRunner, *, parts_per_range: int = 2) -> Result:
+        """Copy one large object as part ranges that ``run`` sends in parallel (each range read from
+        the source and uploaded by whoever runs it): the upload is started and completed here, each
+        part is in the journal once its range reports it (a crash resumes from them), and the object
+        is recorded with its parts digest (the digests of its parts, computed by the ranges)."""
+        try:
+            info = self.source.head(row.src_bucket, row.src_key)
+        except NotFound:
+            return Result(Outcome.VANISHED, 0)
+        meta, tags = self._metadata(row, info)
+        part_size = self.target.capabilities.limits.part_size_for(info.size, self.target.part_size)
+        self.journal.begin_upload_intent(row, version_of(info))
+        upload_id = self.target.start_upload(row.dst_bucket, row.dst_key, meta=meta, tags=tags or None)
+        self.journal.set_upload(row, upload_id, part_size)
+        with self.report._lock:
+            self.report.multipart["started"] += 1
+            self.report.multipart["spread"] += 1
+        total = max(1, -(-info.size // part_size))
+        ranges = [
+            PartRange(row, upload_id, part_size, info.size, first, min(first + parts_per_range - 1, total), info.etag)
+            for first in range(1, total + 1, parts_per_range)
+        ]
+        done: dict[int, UploadedPart] = {}
+        try:
+            for uploaded in run(ranges):
+                for part in uploaded:
+                    self.journal.record_part(row, upload_id, part.part, part.proof)
+                    done[part.part.number] = part
+        except ProviderError as error:
+            if not error.retryable:
+                self._abort(row, upload_id)
+            raise
+        if sorted(done) != list(range(1, total + 1)):
+            raise IntegrityError(f"{total - len(done)} of {total} parts did not report back", target=row.src_key)
+        ordered = [done[number] for number in range(1, total + 1)]
+        etag = self._complete(row, upload_id, [p.part for p in ordered], info.size)
+        value = parts_digest_of(self.algorithm, part_size, [p.digest for p in ordered])
+        self._digest_in_journal_only()
+        self._confirm(row, value, info.size, etag)
+        return Result(Outcome.COPIED, info.size, info.size)
+
+    def send_range(self, span: PartRange) -> list[UploadedPart]:
+        """Read ``span``'s bytes from the source (they must still be the version the upload is
+        for) and upload them as its parts."""
+        start = (span.first - 1) * span.part_size
+        end = min(span.size, span.last * span.part_size) - 1
+        sent: list[UploadedPart] = []
+        row = span.row
+        with self.source.open(row.src_bucket, row.src_key, ByteRange(start, end)) as reader:
+            if span.etag and reader.info.etag and reader.info.etag.strip('"') != span.etag.strip('"'):
+                raise IntegrityError("the source object changed since its upload began", target=row.src_key)
+            for number in range(span.first, span.last + 1):
+                chunk = read_full(reader, min(span.part_size, span.size - (number - 1) * span.part_size))
+                self.bandwidth.take(len(chunk))
+                digest = new_digest(self.algorithm)
+                digest.update(chunk)
+                part = self.target.upload_part(row.dst_bucket, row.dst_key, span.upload_id, number, chunk)
+                sent.append(UploadedPart(part, self.target.part_proof(chunk), digest.hexdigest()))
+        return sent
+
     def _send(self, row: ObjectRow, target_size: int | None) -> Result:
         reader = self._open_source(row)
         if reader is None:
@@ -288,10 +376,11 @@ class Copier:
             return None
         return found.meta.user.get(self.digest_key)
 
-    def _target_digest(self, row: ObjectRow, size: int) -> str | None:
-        """The digest of the bytes the target holds for ``row`` (read in full), or None when it holds
-        no object of that size."""
-        digest = new_digest(self.algorithm)
+    def _target_digest(self, row: ObjectRow, size: int, like: str | None = None) -> str | None:
+        """The digest of the bytes the target holds for ``row`` (read in full), of the kind ``like``
+        is (default: the recorded one; a parts digest is computed as one), or None when it holds no
+        object of that size."""
+        digest = digest_like(self.algorithm, like if like is not None else row.digest)
         try:
             with self.target.open(row.dst_bucket, row.dst_key) as reader:
                 if reader.info.size != size:
@@ -316,7 +405,7 @@ class Copier:
         read the target's bytes too: only if they agree is the object the same, and then only its
         metadata and tags are brought up to date (server-side, nothing sent). None: send it;
         ``"repair"``: send it, the target's bytes were not what its record claimed."""
-        digest = new_digest(self.algorithm)
+        digest = digest_like(self.algorithm, claimed)  # a parts digest is computed as one
         for chunk in reader.iter_chunks():
             digest.update(chunk)
         value = digest.hexdigest()
@@ -325,9 +414,11 @@ class Copier:
             return None
         if Capability.SERVER_SIDE_COPY not in self.target.capabilities:
             return None  # cannot update metadata in place: send the object again
-        if self._target_digest(row, info.size) != value:
+        if self._target_digest(row, info.size, like=value) != value:
             return "repair"
-        self.target.copy(row.dst_bucket, row.dst_key, row.dst_bucket, row.dst_key, meta=self._with_digest(meta, value))
+        # A parts digest stays in the journal: the metadata carries plain digests only.
+        meta = meta if is_parts_digest(value) else self._with_digest(meta, value)
+        self.target.copy(row.dst_bucket, row.dst_key, row.dst_bucket, row.dst_key, meta=meta)
         if Capability.TAGS in self.target.capabilities:
             self.target.put_tags(row.dst_bucket, row.dst_key, tags)
         self.journal.mark_verified(row, value, info.size)
@@ -613,7 +704,7 @@ class Copier:
         """Prove the bytes arrived, then commit: the target checked every body it received, or we
         read the object back and compare digests."""
         if self.verify_by_reading:
-            found = self._target_digest(row, size)
+            found = self._target_digest(row, size, like=value)
             if found != value:
                 raise IntegrityError(
                     f"target holds other bytes than sent ({self.algorithm} {str(found)[:16]}..., expected "

@@ -53,7 +53,7 @@ from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location, parse_location
 from ..storage import ObjectStore
 from ..types import ObjectInfo
-from .copier import Copier, Outcome, Result
+from .copier import Copier, Outcome, PartRange, Result, UploadedPart
 from .digests import Algorithm
 from .filters import Filters
 from .journal import Journal, Listed, ObjectRow, SourceVersion, snapshot
@@ -164,6 +164,9 @@ class SyncOptions:
     """Told of every key copied, deleted, kept, skipped, filtered or failed (``-v``)."""
     cluster: ClusterSpec | None = None
     """--cluster: list and copy on a Dask cluster (see failover/cluster); None: in this process."""
+    spread_above: int = 1024**3
+    """--cluster: an object at least this large (and of several parts) is sent as part ranges by
+    several workers at once (Copier.spread), not by one."""
 
 
 @dataclass
@@ -815,6 +818,11 @@ class SyncEngine:
                 return self._copy_one(row, copier, reverify=reverify, target_size=listed.target_size)
 
             submitted = workers.submit(copy, on_result, on_error)
+        elif self._spreads(listed, reverify):
+            submitted = workers.submit_local(lambda: self._spread_one(row, copier), on_result, on_error)
+            if submitted:
+                with self._inflight_lock:
+                    self._inflight[name] = row
         else:
             submitted = workers.submit(self._cluster_item(listed, journal, reverify), on_result, on_error)
             if submitted:
@@ -913,6 +921,41 @@ class SyncEngine:
             row = journal.refresh(row)
         parts = tuple(journal.parts(row, row.upload_id)) if row.upload_id else ()
         return CopyItem(row, reverify, listed.target_size, parts)
+
+    def _spreads(self, listed: Listed, reverify: bool) -> bool:
+        """Whether ``listed`` goes as part ranges over several workers: large, new on the target,
+        and with no upload of an earlier run to resume (those go whole to one worker)."""
+        from ..capabilities import Capability
+
+        row = listed.row
+        if reverify or row.upload_id or row.upload_started or listed.target_size is not None:
+            return False
+        if Capability.MULTIPART not in self.target.capabilities or row.size < self.options.spread_above:
+            return False
+        part_size = self.target.capabilities.limits.part_size_for(row.size, self.target.part_size)
+        return row.size > 2 * part_size
+
+    def _spread_one(self, row: ObjectRow, copier: Copier) -> Result:
+        """One large object's part ranges on the cluster, coordinated here (see Copier.spread)."""
+        from distributed import as_completed
+
+        from ..cluster.tasks import send_range
+
+        assert self.cluster is not None
+        client, job = self.cluster.client, self.cluster.job
+
+        def run(ranges: list[PartRange]) -> Iterator[list[UploadedPart]]:
+            futures = [client.submit(send_range, job, span, pure=False, retries=2) for span in ranges]
+            try:
+                for future in as_completed(futures):
+                    if self.stop:
+                        raise concurrent.futures.CancelledError("stopped before it finished")
+                    yield future.result()
+                    future.release()
+            finally:
+                client.cancel([f for f in futures if not f.done()])
+
+        return copier.spread(row, run)
 
     def _merge_chunk(self, report: SyncReport, outcome: ChunkOutcome) -> None:
         """A chunk's counters into the run's (its objects' outcomes arrive through the callbacks)."""

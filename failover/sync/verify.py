@@ -29,7 +29,7 @@ from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location
 from ..storage import ObjectStore
 from ..types import MetaField, ObjectInfo, ObjectMeta
-from .digests import Algorithm, metadata_key, new_digest
+from .digests import Algorithm, digest_like, metadata_key
 from .engine import Progress, SilentProgress
 from .journal import Journal, JournalBusy
 from .keys import TargetKeys
@@ -203,8 +203,11 @@ class Comparer:
         self.check_metadata = check_metadata
         self.digest_key = metadata_key(algorithm)
 
-    def _read_digest(self, store: ObjectStore, bucket: str, key: str) -> tuple[str, int, ObjectMeta]:
-        digest = new_digest(self.algorithm)
+    def _read_digest(
+        self, store: ObjectStore, bucket: str, key: str, like: str | None = None
+    ) -> tuple[str, int, ObjectMeta]:
+        """The digest of an object's bytes, of the kind ``like`` is (a parts digest is computed as one)."""
+        digest = digest_like(self.algorithm, like)
         with store.open(bucket, key) as reader:
             for chunk in reader.iter_chunks():
                 digest.update(chunk)
@@ -238,7 +241,7 @@ class Comparer:
             if trust:
                 dst_digest, dst_meta = self._recorded(self.target, dst_bucket, dst_key)
             if dst_digest is None:
-                dst_digest, size, dst_meta = self._read_digest(self.target, dst_bucket, dst_key)
+                dst_digest, size, dst_meta = self._read_digest(self.target, dst_bucket, dst_key, like=src_digest)
                 read += size
         except NotFound:
             return Comparison("missing", read)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+import pickle
 import re
 import urllib.parse
 from pathlib import Path
@@ -78,6 +79,9 @@ def test_no_secret_leaves_a_trace(rig: Rig, record: Any, tmp_path: Path) -> None
         (["sync", f"src:{bucket}", f"dst:{bucket}-y"], {"FAILOVER_RIG_TARGET_KEY": "nobody-at-all"}),
         (["run", str(playbook), "--yes"], {}),
         (["run", str(playbook), "--dry-run"], {}),
+        # On a Dask cluster: tasks, worker logs and Dask's scratch space (under the private TMPDIR).
+        (["sync", f"src:{bucket}", f"dst:{bucket}-c", "--cluster", "local:2"], {}),
+        (["verify", f"src:{bucket}", f"dst:{bucket}-c", "--cluster", "local:2"], {}),
     ]
     rig.faults(target=Plan(seed=3, rates={"slowdown": 0.1, "error500": 0.1, "complete_error": 0.5}))
     for number, (args, extra) in enumerate(commands):
@@ -112,5 +116,14 @@ def test_no_secret_leaves_a_trace(rig: Rig, record: Any, tmp_path: Path) -> None
         bytes_scanned=scanned_bytes,
         canary_hits=sum(len(v) for v in hits.values()),
     )
+    # What every cluster task carries (the job), as it travels: pickled.
+    from failover.cluster.tasks import Job
+    from failover.config import load_providers
+
+    providers = load_providers(Path(rig.env["FAILOVER_PROVIDERS"]))
+    job = pickle.dumps(Job(providers.file, providers.path, f"src:{bucket}", f"dst:{bucket}"))
+    found_in_job = scan(job, needles)
+    if found_in_job:
+        hits["a cluster task's job"] = found_in_job
     assert hits == {}, hits
     assert os.environ.get("FAILOVER_RIG_TARGET_SECRET") is None, "the secret only ever lived in subprocess envs"

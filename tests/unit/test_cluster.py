@@ -137,3 +137,22 @@ def covered_keys(store: ObjectStore, bucket: str, shards: list[Shard]) -> list[s
                 break
             found.append(info.key)
     return found
+
+
+def test_a_parts_digest_is_what_the_bytes_make_and_never_a_plain_one() -> None:
+    import hashlib
+    import os
+
+    from failover.sync.digests import PartsDigest, digest_like, is_parts_digest, parts_digest_of
+
+    data = os.urandom(3 * 1000 + 17)
+    parts = [hashlib.sha256(data[i : i + 1000]).hexdigest() for i in range(0, len(data), 1000)]
+    value = parts_digest_of("sha256", 1000, parts)
+    streamed = digest_like("sha256", value)
+    for start in range(0, len(data), 333):  # fed in pieces that straddle the part boundaries
+        streamed.update(data[start : start + 333])
+    assert streamed.hexdigest() == value and is_parts_digest(value)
+    assert value != hashlib.sha256(data).hexdigest() and not is_parts_digest(hashlib.sha256(data).hexdigest())
+    exact = PartsDigest("sha256", 1000)
+    exact.update(data[:2000])
+    assert exact.hexdigest() == parts_digest_of("sha256", 1000, parts[:2]), "no empty part after a full one"
