@@ -117,7 +117,7 @@ def sync(
     return SyncRun(report, engine.abandoned, report_file)
 
 
-_JOB_OPTIONS = ("digest", "readback", "parts_in_flight", "stall_timeout", "check_metadata")
+_JOB_OPTIONS = ("digest", "readback", "parts_in_flight", "stall_timeout", "check_metadata", "bandwidth")
 
 
 def _cluster_run(

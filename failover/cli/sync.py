@@ -67,7 +67,9 @@ CLUSTER_OPTION = click.option(
     show_default=True,
     help="Multipart parts uploading at once (raise for far-away targets).",
 )
-@click.option("--bwlimit", help="Bandwidth limit for the bytes sent, e.g. 50M (MiB/s), 512K.")
+@click.option(
+    "--bwlimit", help="Bandwidth limit for the bytes sent, e.g. 50M (MiB/s), 512K (with --cluster: per worker)."
+)
 @click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True)
 @click.option("--readback", is_flag=True, help="Verify every copy by reading it back from the target.")
 @click.option("--bucket-map", multiple=True, metavar="SRC=DST", help="Target name for a source bucket.")

@@ -44,6 +44,19 @@ class ClusterUnreachable(ProviderError):
     exit_code = 3
 
 
+def quiet_dask_logs() -> None:
+    """Dask's own logs would drown failover's output; its failures come back as exceptions, and
+    failover says what they mean (Dask configures its loggers one by one: each is set here)."""
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name == "distributed" or name.startswith("distributed."):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def client_lost(client: Any) -> bool:
+    """The client's connection to the scheduler is gone for good (Dask closed it)."""
+    return str(getattr(client, "status", "running")) in ("closing", "closed")
+
+
 @dataclass
 class WorkerStats:
     objects: int = 0
@@ -63,9 +76,7 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
             "--cluster needs Dask's distributed package, which is not installed",
             hint="pip install 'failover[cluster]' (on the workers too)",
         ) from None
-    # Dask's own logs would drown failover's output; its failures come back as exceptions.
-    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    quiet_dask_logs()
     cluster = None
     try:
         if spec.address is None:
@@ -145,10 +156,18 @@ def copy_pool(
     *,
     on_chunk: Callable[[ChunkOutcome], None],
     stopping: Callable[[], bool] = lambda: False,
+    on_lost: Callable[[], None] = lambda: None,
 ) -> ClusterPool:
     """The copy stage's pool on the cluster."""
     return ClusterPool(
-        client, job, copy_chunk, name="copy", before=ledger_replay(ledger), on_chunk=on_chunk, stopping=stopping
+        client,
+        job,
+        copy_chunk,
+        name="copy",
+        before=ledger_replay(ledger),
+        on_chunk=on_chunk,
+        stopping=stopping,
+        on_lost=on_lost,
     )
 
 
@@ -165,6 +184,7 @@ class ClusterPool:
         before: Callable[[ItemOutcome], None] | None = None,
         on_chunk: Callable[[ChunkOutcome], None] | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        on_lost: Callable[[], None] = lambda: None,
         backlog: int | None = None,
     ) -> None:
         """``task(job, items)`` runs on a worker; ``before(outcome)`` runs here for each item's
@@ -174,7 +194,7 @@ class ClusterPool:
 
         self._client, self._job, self._task, self.name = client, job, task, name
         self._before = before
-        self._on_chunk, self._stopping = on_chunk, stopping
+        self._on_chunk, self._stopping, self._on_lost = on_chunk, stopping, on_lost
         workers = max(1, sum(client.nthreads().values()))
         self._slots = threading.BoundedSemaphore(backlog or workers * 2)
         self._lock = threading.Lock()
@@ -249,6 +269,10 @@ class ClusterPool:
                 self._send(chunk)
 
     def _send(self, entries: list[_Pending]) -> bool:
+        if client_lost(self._client):
+            self._on_lost()
+            self._settle(entries, concurrent.futures.CancelledError("the cluster's scheduler was lost"))
+            return False
         while not self._slots.acquire(timeout=0.1):
             if not self._collector.is_alive():
                 self._settle(entries, RuntimeError("the cluster's results stopped arriving"))
@@ -313,12 +337,14 @@ class ClusterPool:
             return
         if future.status != "finished":
             error = future.exception() if future.status == "error" else None
+            if client_lost(self._client):
+                self._on_lost()
             if future.status == "cancelled":
-                if self._stopping():
-                    self._settle(entries, concurrent.futures.CancelledError("stopped before it started"))
-                else:
+                # Not ours (the run stopping) or the cluster's (its scheduler lost or restarted): the
+                # objects were not done, and the next run does them; counted as not attempted.
+                if not self._stopping():
                     self.lost_chunks += 1
-                    self._settle(entries, RuntimeError("the cluster cancelled the chunk this object was in"))
+                self._settle(entries, concurrent.futures.CancelledError("cancelled before it finished"))
                 return
             self.lost_chunks += 1
             self._settle(entries, error or RuntimeError(f"the chunk ended as {future.status}"))

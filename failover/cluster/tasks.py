@@ -58,6 +58,8 @@ class Job:
     parts_in_flight: int = 4
     stall_timeout: float | None = None
     check_metadata: bool = True
+    bandwidth: float | None = None
+    """--bwlimit, in bytes per second: each worker process keeps under it."""
     run_token: str = ""
     """Unique per run: a long-lived worker opens the stores afresh for each run (its counters are
     the run's)."""
@@ -207,6 +209,7 @@ class RecordingLedger:
 
 _stores_lock = threading.Lock()
 _stores: dict[str, tuple[ObjectStore, ObjectStore]] = {}
+_limits: dict[str, Bandwidth] = {}
 _KEEP_JOBS = 2
 
 
@@ -223,9 +226,12 @@ def _open(job: Job) -> tuple[ObjectStore, ObjectStore]:
             for store in {id(source): source, id(target): target}.values():
                 store.liveness = liveness
             while len(_stores) >= _KEEP_JOBS:  # an earlier run's stores (dict order: oldest first)
-                for store in set(_stores.pop(next(iter(_stores)))):
+                oldest = next(iter(_stores))
+                _limits.pop(oldest, None)
+                for store in set(_stores.pop(oldest)):
                     store.close()
             found = _stores[job.key] = (source, target)
+            _limits[job.key] = Bandwidth(job.bandwidth)
         return found
 
 
@@ -269,7 +275,7 @@ def copy_chunk(job: Job, items: list[CopyItem]) -> ChunkOutcome:
         ledger,
         report,
         algorithm=job.digest,
-        bandwidth=Bandwidth(None, lambda size: None),
+        bandwidth=_limits.get(job.key) or Bandwidth(job.bandwidth),
         readback=job.readback,
         max_parts_in_flight=job.parts_in_flight,
     )
@@ -326,7 +332,7 @@ def send_range(job: Job, span: PartRange) -> list[UploadedPart]:
         RecordingLedger([]),
         report,
         algorithm=job.digest,
-        bandwidth=Bandwidth(None, lambda size: None),
+        bandwidth=_limits.get(job.key) or Bandwidth(job.bandwidth),
         readback=job.readback,
         max_parts_in_flight=1,
     )

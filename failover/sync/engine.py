@@ -903,9 +903,17 @@ class SyncEngine:
             journal,
             on_chunk=lambda outcome: self._merge_chunk(report, outcome),
             stopping=stopping,
+            on_lost=self._cluster_lost,
         )
         self._pools.append(pool)
         return pool
+
+    def _cluster_lost(self) -> None:
+        assert self.cluster is not None
+        self.stop.set(
+            f"the cluster's scheduler ({self.cluster.spec}) was lost: everything verified so far is in the journal; "
+            "start the cluster again and re-run the same command to resume"
+        )
 
     def _cluster_item(self, listed: Listed, journal: Journal, reverify: bool) -> Any:
         """What a worker needs to copy ``listed``. An object that may go as a multipart upload gets
@@ -953,7 +961,8 @@ class SyncEngine:
                     yield future.result()
                     future.release()
             finally:
-                client.cancel([f for f in futures if not f.done()])
+                with contextlib.suppress(Exception):  # a client the scheduler's loss closed cancels nothing
+                    client.cancel([f for f in futures if not f.done()])
 
         return copier.spread(row, run)
 
@@ -979,6 +988,7 @@ class SyncEngine:
         if self.cluster is None:
             yield from self.source.list_objects(pair.src_bucket, pair.src_prefix)
             return
+        from ..cluster.pool import client_lost
         from ..cluster.shards import plan_shards
         from ..cluster.tasks import list_shard
 
@@ -1003,6 +1013,8 @@ class SyncEngine:
                 except ProviderError:
                     raise
                 except Exception as error:  # noqa: BLE001 - a lost shard listing is an incomplete listing
+                    if client_lost(client):
+                        self._cluster_lost()
                     raise ListingIncomplete(
                         f"a shard's listing did not finish on the cluster: {_message(error)}",
                         provider=self.source.name,
@@ -1017,8 +1029,9 @@ class SyncEngine:
                 bucket.listing_ended_early += listed.ended_early
                 yield from listed.objects
         finally:
-            pending.clear()
-            client.cancel([f for f in waiting if not f.done()])
+            with contextlib.suppress(Exception):  # a client the scheduler's loss closed cancels nothing
+                pending.clear()
+                client.cancel([f for f in waiting if not f.done()])
 
     def _cluster_summary(self) -> dict[str, Any]:
         assert self.cluster is not None

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ def test_a_worker_killed_mid_run_loses_nothing(lab: LabInfo) -> None:
     exits 0, every object is on the target with its bytes, and no multipart upload is left."""
     objects = bulk(1500, large=4)
     source, target, onprem = seeded_pair(lab, "cl-kill", objects)
-    run = _start("--json", "sync", f"aws:{source}", f"onprem:{target}", "--cluster", "local:2")
+    # --bwlimit (per worker) keeps the run going for about ten seconds: the kill lands mid-copy.
+    run = _start("--json", "sync", f"aws:{source}", f"onprem:{target}", "--cluster", "local:2", "--bwlimit", "3M")
     try:
         _wait_for(run, lambda: len(_workers_of(run.pid)) == 2, 60, "two workers started")
         victim = _workers_of(run.pid)[0]
@@ -216,7 +218,48 @@ def test_verify_on_the_cluster_finds_what_is_missing_or_different(lab: LabInfo) 
     assert found.json["matching"] == len(objects) - 2
 
 
-def test_a_running_scheduler_whose_workers_hold_the_credentials(lab: LabInfo, tmp_path: Path) -> None:
+class Scheduler:
+    """A Dask scheduler (and workers) started apart from the command, on 127.0.0.1."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dask = str(Path(sys.executable).with_name("dask"))
+        self.info = tmp_path / "scheduler.json"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def start(self, env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+        http = ["--dashboard-address", "127.0.0.1:0"]
+        argv = [self.dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *http, "--scheduler-file", str(self.info)]
+        process = self.spawn(argv, env)
+        _wait_until(lambda: self.info.exists() and "address" in self.info.read_text(), 60, "the scheduler started")
+        return json.loads(self.info.read_text())["address"], process
+
+    def worker(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        argv = [self.dask, "worker", "--scheduler-file", str(self.info), "--host", "127.0.0.1", "--nthreads", "2"]
+        process = self.spawn(argv, env)
+        _wait_until(lambda: _workers_at(self.info) >= 1, 60, "a worker joined")
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait(30)
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[Scheduler]:
+    found = Scheduler(tmp_path)
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+def test_a_running_scheduler_whose_workers_hold_the_credentials(lab: LabInfo, scheduler: Scheduler) -> None:
     """--cluster tcp://HOST:PORT: a scheduler and a worker started apart from the command. A worker
     without the credentials' variables fails what it is given, naming the variable (it resolves the
     providers file's references itself: none travels with the task); one with them copies."""
@@ -224,54 +267,44 @@ def test_a_running_scheduler_whose_workers_hold_the_credentials(lab: LabInfo, tm
     aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
     objects = bulk(120)
     put_many(aws, source, objects)
-    dask = str(Path(sys.executable).with_name("dask"))
-    info = tmp_path / "scheduler.json"
-    loopback = ["--host", "127.0.0.1"]
-    started: list[subprocess.Popen[bytes]] = []
-
-    def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append(process)
-        return process
-
     secrets = {k for k in os.environ if k.startswith("FAILOVER_LAB_") and ("KEY" in k or "SECRET" in k)}
     bare = {k: v for k, v in os.environ.items() if k not in secrets}
+    address, _ = scheduler.start(bare)
+    worker = scheduler.worker(bare)
+    refused = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
+    assert refused.code != 0, refused.stdout[-2000:]
+    assert any(name in refused.stdout for name in secrets), "the error names the missing variable"
+    assert not _bucket(onprem, source) or not onprem.list_objects_v2(Bucket=source).get("KeyCount")
+    worker.kill()
+    worker.wait(30)
+    _wait_until(lambda: _workers_at(scheduler.info) == 0, 60, "the worker left")
+    scheduler.worker(dict(os.environ))
+    copied = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
+    assert copied.code == 0, copied.stdout[-3000:]
+    assert copied.json["totals"]["copied"] == len(objects)
+    assert set(list_keys(onprem, source)) == set(objects)
+
+
+def test_the_scheduler_lost_mid_run_stops_it_clearly_and_the_rerun_resumes(lab: LabInfo, scheduler: Scheduler) -> None:
+    objects = bulk(1000, large=3)
+    source, target, onprem = seeded_pair(lab, "cl-sched", objects)
+    address, process = scheduler.start(dict(os.environ))
+    scheduler.worker(dict(os.environ))
+    run = _start("sync", f"aws:{source}", f"onprem:{target}", "--cluster", address, "--bwlimit", "2M")
     try:
-        spawn(
-            [
-                dask,
-                "scheduler",
-                *loopback,
-                "--port",
-                "0",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--scheduler-file",
-                str(info),
-            ],
-            bare,
-        )
-        _wait_until(lambda: info.exists() and "address" in info.read_text(), 60, "the scheduler started")
-        address = json.loads(info.read_text())["address"]
-        worker = spawn([dask, "worker", "--scheduler-file", str(info), *loopback, "--nthreads", "2"], bare)
-        _wait_until(lambda: _workers_at(info) == 1, 60, "the worker joined")
-        refused = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
-        assert refused.code != 0, refused.stdout[-2000:]
-        text = json.dumps(refused.json)
-        assert any(name in text for name in secrets), "the error names the missing variable"
-        assert not onprem.list_objects_v2(Bucket=source).get("KeyCount") if _bucket(onprem, source) else True
-        worker.kill()
-        worker.wait(30)
-        spawn([dask, "worker", "--scheduler-file", str(info), *loopback, "--nthreads", "2"], dict(os.environ))
-        _wait_until(lambda: _workers_at(info) == 1, 60, "the worker with credentials joined")
-        copied = run_cli("--json", "sync", f"aws:{source}", f"onprem:{source}", "--cluster", address, timeout=300)
-        assert copied.code == 0, copied.stdout[-3000:]
-        assert copied.json["totals"]["copied"] == len(objects)
-        assert set(list_keys(onprem, source)) == set(objects)
+        _wait_for(run, lambda: onprem.list_objects_v2(Bucket=target).get("KeyCount", 0) >= 50, 120, "copies began")
+        process.kill()
+        out, err = run.communicate(timeout=300)
     finally:
-        for process in started:
-            process.kill()
-            process.wait(30)
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 1, (out[-2000:], err[-2000:])
+    assert "Traceback" not in err and "ERROR distributed" not in err, err[-3000:]
+    assert "scheduler (" in out + err and "was lost" in out + err and "re-run the same command" in out + err
+    again = run_cli("--json", "sync", f"aws:{source}", f"onprem:{target}", timeout=600)
+    assert again.code == 0, again.stdout[-2000:]
+    assert again.json["totals"]["unchanged"] > 0, "what was verified before the loss is not sent again"
+    assert set(list_keys(onprem, target)) == set(objects)
 
 
 def _wait_until(condition: Any, timeout: float, what: str) -> None:
