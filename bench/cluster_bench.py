@@ -165,6 +165,15 @@ def copy_phase(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         env |= providers_file(work / "providers.yaml", a, b)
         env["FAILOVER_STATE_DIR"] = str(work / "state")
         failover = [str(REPO / ".venv" / "bin" / "failover"), "--json"]
+        # What a cluster run costs whatever it copies (starting the worker processes, the coordinator's
+        # imports and Dask's own work): one object, measured so the model can take it out.
+        seed(a, "one", [1024])
+        cluster = ["--cluster", f"local:{args.workers}"]
+        baseline = [measured([*failover, "sync", "a:one", f"b:one-{n}", *cluster], env) for n in range(args.repeat)]
+        results["fixed"] = {
+            "cluster_seconds": round(sorted(m["seconds"] for m in baseline)[len(baseline) // 2], 2),
+            "coordinator_cpu_seconds": round(sorted(m["cpu_seconds"] for m in baseline)[len(baseline) // 2], 3),
+        }
         for phase, sizes in phases.items():
             total = seed(a, phase, sizes)
             runs: dict[str, list[dict[str, Any]]] = {"single": [], "cluster": []}
@@ -198,6 +207,7 @@ def _summary(measures: list[dict[str, Any]], objects: int, total: int, workers: 
         "peak_rss_mib": round(max(m["peak_rss_mib"] for m in measures), 1),
         "worker_peak_rss_mib": round(max(m["worker_peak_rss_mib"] for m in measures), 1),
         "coordinator_cpu_us_per_object": round(middle["cpu_seconds"] / objects * 1e6, 1),
+        "coordinator_cpu_seconds": round(middle["cpu_seconds"], 3),
     }
     if middle["report"].get("cluster"):
         entry["per_worker_objects_per_second"] = round(objects / middle["seconds"] / workers, 1)

@@ -5,8 +5,10 @@ Inputs, all from one bench/cluster_bench.py result file (copy phases; the listin
 * a worker's rate on small objects (objects/s, 1-64 KiB, mean 32.5 KiB) and on large ones (bytes/s,
   64 MiB objects), from the ``--cluster local:N`` runs (the total over N workers, divided by N);
 * the coordinator's CPU time per small object and per large object in those runs (listing,
-  deciding, committing what the workers report): the coordinator is one process, so this is the
-  part that does not shrink with more workers.
+  deciding, committing what the workers report), less what a one-object run costs it (starting
+  the cluster, imports): the coordinator is one process, so this is the part that does not
+  shrink with more workers. Its share of a LocalCluster's scheduler, which runs inside it, is
+  included (a separate scheduler would take that part off it).
 
 Assumptions, stated:
 
@@ -28,6 +30,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TB = 10**12
 DEADLINE_HOURS = 29
@@ -48,14 +51,21 @@ class Inputs:
     """Coordinator CPU seconds per large object."""
 
 
-def inputs_from(results: dict[str, object]) -> Inputs:
-    small = results["small"]["cluster"]  # type: ignore[index]
-    large = results["large"]["cluster"]  # type: ignore[index]
+def inputs_from(results: dict[str, Any]) -> Inputs:
+    small, large = results["small"], results["large"]
+    fixed = float(results["fixed"]["coordinator_cpu_seconds"])
+    fixed_seconds = float(results["fixed"]["cluster_seconds"])
+    workers = small["cluster"]["per_worker_objects_per_second"] and round(
+        small["objects"] / small["cluster"]["seconds"] / small["cluster"]["per_worker_objects_per_second"]
+    )
+    # A worker's rates over the time the copies took (the run less its fixed start-up and stop).
+    small_busy = max(1e-9, small["cluster"]["seconds"] - fixed_seconds)
+    large_busy = max(1e-9, large["cluster"]["seconds"] - fixed_seconds)
     return Inputs(
-        small_ops=float(small["per_worker_objects_per_second"]),
-        large_bps=float(large["per_worker_bytes_per_second"]),
-        coordinator_small_s=float(small["coordinator_cpu_us_per_object"]) / 1e6,
-        coordinator_large_s=float(large["coordinator_cpu_us_per_object"]) / 1e6,
+        small_ops=small["objects"] / small_busy / workers,
+        large_bps=large["bytes"] / large_busy / workers,
+        coordinator_small_s=max(0.0, small["cluster"]["coordinator_cpu_seconds"] - fixed) / small["objects"],
+        coordinator_large_s=max(0.0, large["cluster"]["coordinator_cpu_seconds"] - fixed) / large["objects"],
     )
 
 
@@ -78,6 +88,12 @@ def project(given: Inputs, total: float = 70 * TB, hours: float = DEADLINE_HOURS
     feasible = coordinator_seconds < deadline
     # Where adding a worker still gives at least 0.8 of a worker's worth of throughput.
     linear_up_to = math.floor(0.8 * worker_seconds / coordinator_seconds) if coordinator_seconds else math.inf
+    # More coordinators: the evacuation split into prefix- or bucket-disjoint runs, each its own
+    # command and journal; each needs its share of the workers.
+    coordinators = max(1, math.ceil(coordinator_seconds / deadline))
+    workers_split = math.ceil(worker_seconds / deadline)
+    per_run = math.ceil(workers_split / coordinators)
+    split_seconds = max(worker_seconds / coordinators / per_run, coordinator_seconds / coordinators)
     return {
         "small_objects": small_objects,
         "large_objects": large_objects,
@@ -87,7 +103,10 @@ def project(given: Inputs, total: float = 70 * TB, hours: float = DEADLINE_HOURS
         "hours_with_them": run_seconds(needed) / 3600,
         "efficiency_at_that_size": efficiency(needed),
         "workers_at_0.8_efficiency_or_more": linear_up_to,
-        "coordinators_needed": math.ceil(coordinator_seconds / deadline),
+        "coordinators_needed": coordinators,
+        "workers_with_that_many_coordinators": per_run * coordinators,
+        "hours_with_them_split": split_seconds / 3600,
+        "efficiency_split": (worker_seconds / (per_run * coordinators)) / split_seconds,
     }
 
 

@@ -128,13 +128,14 @@ def _cluster_run(
     references only) and the options the workers apply."""
     if options.cluster is None:
         return None
-    from .cluster.pool import open_client
+    from .cluster.pool import StartingClient
     from .cluster.tasks import Job
 
-    client = stack.enter_context(open_client(options.cluster))
+    starting = StartingClient(options.cluster)
+    stack.callback(starting.close)
     applied = {name: getattr(options, name) for name in _JOB_OPTIONS if hasattr(options, name)}
     job = Job(providers.file, providers.path, source, target, run_token=uuid.uuid4().hex, **applied)
-    return ClusterRun(client, job, options.cluster)
+    return ClusterRun(starting, job, options.cluster)
 
 
 def verify(

@@ -24,7 +24,15 @@ from ..sync.journal import Ledger
 from .spec import ClusterSpec
 from .tasks import LEDGER_METHODS, ChunkOutcome, ItemOutcome, Job, copy_chunk
 
-__all__ = ["ClusterPool", "ClusterUnreachable", "WorkerStats", "copy_pool", "ledger_replay", "open_client"]
+__all__ = [
+    "ClusterPool",
+    "ClusterUnreachable",
+    "StartingClient",
+    "WorkerStats",
+    "copy_pool",
+    "ledger_replay",
+    "open_client",
+]
 
 CHUNK_OBJECTS = 32
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -88,6 +96,8 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
                 # Its HTTP server (health, metrics) on a free loopback port, never the default 8787.
                 dashboard_address="127.0.0.1:0",
                 silence_logs=logging.CRITICAL,
+                # Imported while the workers start, not by their first task.
+                preload=["failover.cluster.tasks"],
             )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
         else:
@@ -118,6 +128,29 @@ class _Item(Protocol):
     def name(self) -> tuple[str, str]: ...
     @property
     def size(self) -> int: ...
+
+
+class StartingClient:
+    """A Dask client being started in the background (a LocalCluster takes a second or two to
+    start its processes): the run lists the target and opens its journal meanwhile. ``client``
+    waits for it (and raises what starting it raised); ``close`` stops what was started."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self._context = open_client(spec)
+        self._starter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cluster-start")
+        self._started = self._starter.submit(self._context.__enter__)
+        self._starter.shutdown(wait=False)
+
+    @property
+    def client(self) -> Any:
+        return self._started.result()
+
+    def close(self) -> None:
+        try:
+            self._started.result()
+        except Exception:  # noqa: BLE001 - it did not start: nothing to stop (the error was raised to the run)
+            return
+        self._context.__exit__(None, None, None)
 
 
 @dataclass
@@ -218,7 +251,8 @@ class ClusterPool:
 
     def submit(self, item: _Item, on_result: Callable[[Any], None], on_error: Callable[[BaseException], None]) -> bool:
         """Queue ``item`` for a chunk (sent when full, or after LINGER). False, and it is not copied,
-        when the owner is stopping."""
+        when the owner is stopping; once True, its outcome arrives through one of its callbacks
+        (a chunk that cannot be sent settles every item in it)."""
         if self._stopping():
             return False
         with self._lock:
@@ -228,7 +262,7 @@ class ClusterPool:
             full = len(self._chunk.entries) >= CHUNK_OBJECTS or self._chunk.size >= CHUNK_BYTES
             chunk = self._take() if full else None
         if chunk is not None:
-            return self._send(chunk)
+            self._send(chunk)
         return True
 
     def submit_local(

@@ -171,12 +171,17 @@ class SyncOptions:
 
 @dataclass
 class ClusterRun:
-    """A run's cluster: the Dask client and what every task of the run shares."""
+    """A run's cluster: its Dask client (``starting.client``, which waits for it to be up) and
+    what every task of the run shares."""
 
-    client: Any
+    starting: Any
     job: Job
     spec: ClusterSpec
     shards_per_worker: int = 4
+
+    @property
+    def client(self) -> Any:
+        return self.starting.client
 
 
 def state_dir() -> Path:
@@ -818,16 +823,16 @@ class SyncEngine:
                 return self._copy_one(row, copier, reverify=reverify, target_size=listed.target_size)
 
             submitted = workers.submit(copy, on_result, on_error)
-        elif self._spreads(listed, reverify):
-            submitted = workers.submit_local(lambda: self._spread_one(row, copier), on_result, on_error)
-            if submitted:
-                with self._inflight_lock:
-                    self._inflight[name] = row
         else:
-            submitted = workers.submit(self._cluster_item(listed, journal, reverify), on_result, on_error)
-            if submitted:
+            with self._inflight_lock:  # before it leaves: its outcome may arrive at once
+                self._inflight[name] = row
+            if self._spreads(listed, reverify):
+                submitted = workers.submit_local(lambda: self._spread_one(row, copier), on_result, on_error)
+            else:
+                submitted = workers.submit(self._cluster_item(listed, journal, reverify), on_result, on_error)
+            if not submitted:
                 with self._inflight_lock:
-                    self._inflight[name] = row
+                    self._inflight.pop(name, None)
         if not submitted:
             report.add(bucket, stopped=1)
 
