@@ -181,7 +181,14 @@ def test_ctrl_c_stops_within_two_seconds_and_says_how_to_resume(lab: LabInfo, tm
     env = {**os.environ, "FAILOVER_STATE_DIR": str(tmp_path / "state")}
     argv = [sys.executable, "-m", "failover", "sync", f"aws:{bucket}", f"onprem:{bucket}", "--bwlimit", "1M"]
     process = subprocess.Popen(
-        [*argv, "--report", str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [*argv, "--report", str(report)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # As from a terminal: a test run started in the background inherits SIGINT ignored, and so
+        # would the command (Python keeps an ignored SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Ctrl-C once copies are under way (a fixed delay is too early or too late on a loaded machine).
     onprem = raw_s3(lab, "onprem")
