@@ -14,7 +14,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -479,8 +478,3 @@ class ClusterPool:
         self._linger.join(5)
         self._local.shutdown(wait=False)
         return not self.abandoned
-
-
-def merge_counters(into: Counter[str], more: Counter[str]) -> None:
-    for name, count in more.items():
-        into[name] += count

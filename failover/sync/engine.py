@@ -59,7 +59,7 @@ from .filters import Filters
 from .journal import Journal, Listed, ObjectRow, SourceVersion, snapshot
 from .keys import KeyPolicy, TargetKeys, decode_key
 from .plan import BucketPair, plan_buckets
-from .report import BucketReport, SyncReport
+from .report import MAX_EXAMPLES, BucketReport, SyncReport
 from .throttle import Bandwidth
 from .workers import Workers
 
@@ -981,7 +981,7 @@ class SyncEngine:
                 fidelity.fields_not_carried[name] += count
             fidelity.objects_with_tags_not_carried += outcome.objects_with_tags_not_carried
             fidelity.digest_only_in_journal += outcome.digest_only_in_journal
-            room = max(0, 20 - len(fidelity.examples))
+            room = max(0, MAX_EXAMPLES - len(fidelity.examples))
             fidelity.examples.extend(outcome.fidelity_examples[:room])
             seen = self._remote_by_worker.setdefault(outcome.worker, {})
             for name, value in outcome.totals.items():
