@@ -40,6 +40,10 @@ travels alone). Small enough that re-sending one is cheap, large enough that Das
 overhead is small against the copies."""
 LOCAL_TASKS = 4
 """Large objects whose part ranges are coordinated at once (see Copier.spread)."""
+RECOMPUTED_AT_MOST = 3
+"""How many times a chunk whose result was lost with a worker is waited for again before its
+objects end as failed (the scheduler's own limit, distributed.scheduler.allowed-failures, counts
+the workers that died running it)."""
 LINGER = 0.05
 """How long a chunk that is not full waits for more objects before it is sent anyway."""
 CONNECT_TIMEOUT = 15.0
@@ -239,6 +243,7 @@ class ClusterPool:
         self.abandoned = False
         self.workers: dict[str, WorkerStats] = {}
         self.lost_chunks = 0
+        self._recomputed: dict[Any, int] = {}
         self._closing = threading.Event()
         self._local = concurrent.futures.ThreadPoolExecutor(LOCAL_TASKS, thread_name_prefix=f"cluster-{name}-local")
         self._collector = threading.Thread(target=self._collect, name=f"cluster-{name}", daemon=True)
@@ -347,13 +352,15 @@ class ClusterPool:
                         entries = self._futures.pop(future, None)
                     if entries is None:
                         continue
+                    done = True
                     try:
-                        self._finish(future, entries)
+                        done = self._finish(future, entries)
                     except BaseException as bug:  # noqa: BLE001 - its items end as failed, named
                         self.callback_errors.append(bug)
                         self._settle(entries, RuntimeError(f"the chunk's outcome could not be read: {bug!r}"))
                     finally:
-                        self._slots.release()
+                        if done:
+                            self._slots.release()
         except BaseException as bug:  # noqa: BLE001 - kept for the caller; waiting items are settled
             self.callback_errors.append(bug)
             self._fail_outstanding(RuntimeError(f"the cluster's results stopped arriving: {bug!r}"))
@@ -365,9 +372,21 @@ class ClusterPool:
             waiting += self._take()
         self._settle(waiting, error)
 
-    def _finish(self, future: Any, entries: list[_Pending]) -> None:
+    def _finish(self, future: Any, entries: list[_Pending]) -> bool:
+        """Settle a chunk's items from its future: True, or False when the chunk is waited for
+        again (its result was lost with a worker, and the scheduler runs it again)."""
         if self.abandoned:
-            return
+            return True
+        if future.status in ("lost", "pending") and self._recomputed.get(future.key, 0) < RECOMPUTED_AT_MOST:
+            # The chunk ran, but its result was held by a worker that died before it was fetched:
+            # the scheduler runs it again because this client still holds the future. Its objects
+            # are not settled until that run reports (copying them again is what a re-run does).
+            self._recomputed[future.key] = self._recomputed.get(future.key, 0) + 1
+            with self._lock:
+                self._futures[future] = entries
+            self._completed.add(future)
+            return False
+        self._recomputed.pop(future.key, None)
         if future.status != "finished":
             error = future.exception() if future.status == "error" else None
             if client_lost(self._client):
@@ -378,10 +397,10 @@ class ClusterPool:
                 if not self._stopping():
                     self.lost_chunks += 1
                 self._settle(entries, concurrent.futures.CancelledError("cancelled before it finished"))
-                return
+                return True
             self.lost_chunks += 1
             self._settle(entries, error or RuntimeError(f"the chunk ended as {future.status}"))
-            return
+            return True
         outcome: ChunkOutcome = future.result()
         stats = self.workers.setdefault(outcome.worker, WorkerStats())
         stats.chunks += 1
@@ -400,6 +419,7 @@ class ClusterPool:
             stats.objects += 1
             self._deliver(entry, item)
         self._settle(list(pending.values()), RuntimeError("the worker did not report this object"))
+        return True
 
     def _deliver(self, entry: _Pending, item: ItemOutcome) -> None:
         if entry.settled:
