@@ -26,12 +26,19 @@ import yaml
 from failover.lab import LabInfo
 from failover.lab.seed import MEDIA_BUCKETS
 
-from tests.helpers import list_keys, raw_client, run_cli
+from tests.helpers import list_keys, raw_client, remove_buckets, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 EVACUATE = str(REPO / "playbooks" / "evacuate-aws.yaml")
 FAILBACK = str(REPO / "playbooks" / "failback.yaml")
 ZONE = "social.example"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _only_the_platform_on_aws(lab: LabInfo) -> None:
+    """The playbooks evacuate the whole aws account: the buckets earlier tests left there (thousands
+    of objects, large ones among them) are removed first, or every run here would copy them too."""
+    remove_buckets(raw_client(lab, "aws", "s3"), keep=MEDIA_BUCKETS)
 
 
 @pytest.fixture
