@@ -91,6 +91,12 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
     cluster = None
     try:
         if spec.address is None:
+            import dask
+
+            # Dask's statistical profiler samples every thread of the scheduler and of each worker
+            # 100 times a second, for a dashboard failover does not use: on a small machine that is
+            # CPU the copies need (the workers get this configuration when they are started).
+            dask.config.set({"distributed.worker.profile.enabled": False})
             cluster = LocalCluster(
                 n_workers=spec.workers,
                 threads_per_worker=threads_per_worker,
