@@ -35,10 +35,14 @@ ZONE = "social.example"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _only_the_platform_on_aws(lab: LabInfo) -> None:
-    """The playbooks evacuate the whole aws account: the buckets earlier tests left there (thousands
-    of objects, large ones among them) are removed first, or every run here would copy them too."""
-    remove_buckets(raw_client(lab, "aws", "s3"), keep=MEDIA_BUCKETS)
+def _only_the_platform_on_both_sides(lab: LabInfo) -> None:
+    """The playbooks move whole accounts (evacuate: aws to onprem; fail back: onprem to aws): the
+    buckets earlier tests left on either side (thousands of objects, large ones among them) are
+    removed first, or every run here would copy them too. The lab outlives test runs: the platform's
+    copies an earlier run left on onprem are removed too."""
+    for provider in ("aws", "onprem"):
+        remove_buckets(raw_client(lab, provider, "s3"), keep=MEDIA_BUCKETS)
+    _empty_onprem_copies(lab)
 
 
 @pytest.fixture
