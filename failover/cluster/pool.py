@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -110,6 +111,7 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
             )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
         else:
+            _listening(spec.address)
             client = Client(spec.address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, RuntimeError) as error:
         # RuntimeError: a LocalCluster whose worker processes did not start ("Nanny failed to start").
@@ -130,6 +132,14 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
+
+
+def _listening(address: str) -> None:
+    """Raise OSError at once when nothing listens at ``address`` (connection refused, no route):
+    Dask's client would retry that for its whole timeout before saying so."""
+    host, _, port = address.split("://", 1)[1].rpartition(":")
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+        pass
 
 
 class _Item(Protocol):

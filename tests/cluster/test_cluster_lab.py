@@ -193,6 +193,7 @@ def test_a_cluster_that_cannot_be_reached_is_a_clear_error(lab: LabInfo) -> None
     result = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--cluster", "tcp://127.0.0.1:9", timeout=120)
     assert result.code == 3, (result.stdout, result.stderr)
     assert "Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+    assert "Connection refused" in result.stderr, "said at once, not after the client's connect timeout"
     bad = run_cli("sync", f"aws:{bucket}", f"onprem:{bucket}", "--cluster", "local:zero")
     assert bad.code == 2 and "local:N" in bad.stderr
 
