@@ -294,6 +294,18 @@ def _summary(app: App, data: dict[str, Any]) -> None:
             f"{totals['copied']} copied ({human_size(totals['copied_bytes'])}) in {data['duration_s']:.1f} s: "
             f"{speed}; retries {sum(data['retries'].values())}; verification: {data['verification']}"
         )
+    cluster = data.get("cluster")
+    if cluster and (cluster["workers"] or cluster["chunks_lost"]):
+        workers = cluster["workers"]
+        line = (
+            f"cluster {cluster['cluster']}: {len(workers)} worker(s), "
+            f"{sum(w['chunks'] for w in workers.values())} chunk(s) of objects"
+        )
+        if cluster["chunks_run_again"]:
+            line += f"; {cluster['chunks_run_again']} run again (their results were lost with a worker)"
+        if cluster["chunks_lost"]:
+            line += f"; {cluster['chunks_lost']} lost (their objects are named failed; re-run to copy them)"
+        app.say(line, style="yellow" if cluster["chunks_lost"] else None)
     if totals.get("filtered"):
         app.say(f"{totals['filtered']} left out by the filters (not copied, not deleted; named in the report)")
     fidelity = data["fidelity"]

@@ -259,6 +259,8 @@ class ClusterPool:
         self.abandoned = False
         self.workers: dict[str, WorkerStats] = {}
         self.lost_chunks = 0
+        self.chunks_run_again = 0
+        """Chunks whose result was lost with a worker, waited for again while the scheduler ran them again."""
         self._recomputed: dict[Any, int] = {}
         self._closing = threading.Event()
         self._local = concurrent.futures.ThreadPoolExecutor(LOCAL_TASKS, thread_name_prefix=f"cluster-{name}-local")
@@ -398,6 +400,7 @@ class ClusterPool:
             # the scheduler runs it again because this client still holds the future. Its objects
             # are not settled until that run reports (copying them again is what a re-run does).
             self._recomputed[future.key] = self._recomputed.get(future.key, 0) + 1
+            self.chunks_run_again += 1
             with self._lock:
                 self._futures[future] = entries
             self._completed.add(future)

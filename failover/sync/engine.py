@@ -1041,9 +1041,10 @@ class SyncEngine:
     def _cluster_summary(self) -> dict[str, Any]:
         assert self.cluster is not None
         workers: dict[str, dict[str, float]] = {}
-        lost = 0
+        lost = run_again = 0
         for pool in self._pools:
             lost += pool.lost_chunks
+            run_again += pool.chunks_run_again
             for name, stats in pool.workers.items():
                 mine = workers.setdefault(name, {"objects": 0, "bytes": 0, "seconds": 0.0, "chunks": 0})
                 mine["objects"] += stats.objects
@@ -1053,7 +1054,12 @@ class SyncEngine:
         for mine in workers.values():
             mine["bytes_per_second"] = round(mine["bytes"] / mine["seconds"], 1) if mine["seconds"] else 0.0
             mine["seconds"] = round(mine["seconds"], 3)
-        return {"cluster": str(self.cluster.spec), "workers": workers, "chunks_lost": lost}
+        return {
+            "cluster": str(self.cluster.spec),
+            "workers": workers,
+            "chunks_lost": lost,
+            "chunks_run_again": run_again,
+        }
 
     # -- after the copies: does the target show them? ----------------------------------------------
 

@@ -205,7 +205,9 @@ def test_verify_on_the_cluster_finds_what_is_missing_or_different(lab: LabInfo) 
     aws, onprem = raw_s3(lab, "aws"), raw_s3(lab, "onprem")
     objects = bulk(300)
     put_many(aws, source, objects)
-    assert run_cli("sync", f"aws:{source}", f"onprem:{source}").code == 0
+    synced = run_cli("sync", f"aws:{source}", f"onprem:{source}", "--cluster", "local:2", timeout=600)
+    assert synced.code == 0, synced.stdout[-2000:]
+    assert "cluster local:2: 2 worker(s)" in synced.stdout, synced.stdout[-2000:]
     clean = run_cli("--json", "verify", f"aws:{source}", f"onprem:{source}", "--cluster", "local:2", timeout=600)
     assert clean.code == 0 and clean.json["matching"] == len(objects), clean.stdout[-2000:]
     assert clean.json["bytes_compared"] == 2 * sum(len(v["body"]) for v in objects.values())

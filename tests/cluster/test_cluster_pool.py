@@ -75,7 +75,7 @@ def test_a_chunk_whose_result_died_with_its_worker_is_waited_for_again(client: A
     assert pool.close(timeout=60)
     assert errors == [], errors
     assert len(results) == 1 and results[0] != first, "the result is the second run's"
-    assert pool.lost_chunks == 0
+    assert pool.lost_chunks == 0 and pool.chunks_run_again == 1
 
 
 def test_a_chunk_that_raises_fails_only_its_own_items(client: Any) -> None:
