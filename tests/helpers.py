@@ -126,25 +126,31 @@ def seed(client: Any, bucket: str, objects: dict[str, dict[str, Any]]) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=spec["body"], **extra)
 
 
+def empty_bucket(client: Any, bucket: str) -> None:
+    """Delete every object of ``bucket``, its versions and unfinished uploads (the bucket and its
+    settings stay)."""
+    for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    keys = [{"Key": key} for key in list_keys(client, bucket)]
+    versions = client.list_object_versions(Bucket=bucket)
+    keys += [
+        {"Key": v["Key"], "VersionId": v["VersionId"]}
+        for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+        if v.get("VersionId") not in (None, "null")
+    ]
+    for start in range(0, len(keys), 1000):
+        client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
+
+
 def remove_buckets(client: Any, *, keep: tuple[str, ...]) -> list[str]:
-    """Delete every bucket but ``keep`` (their objects, versions and unfinished uploads first),
-    as far as the server lets: what earlier tests left behind. Returns the buckets removed."""
+    """Delete every bucket but ``keep`` (emptied first), as far as the server lets: what earlier
+    tests left behind. Returns the buckets removed."""
     removed = []
     for bucket in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
         if bucket in keep:
             continue
         try:
-            for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
-                client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-            keys = [{"Key": key} for key in list_keys(client, bucket)]
-            versions = client.list_object_versions(Bucket=bucket)
-            keys += [
-                {"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
-                if v.get("VersionId") not in (None, "null")
-            ]
-            for start in range(0, len(keys), 1000):
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True})
+            empty_bucket(client, bucket)
             client.delete_bucket(Bucket=bucket)
             removed.append(bucket)
         except client.exceptions.ClientError:

@@ -111,7 +111,7 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
             )
             client = Client(cluster, timeout=CONNECT_TIMEOUT)
         else:
-            _listening(spec.address)
+            _listening(spec)
             client = Client(spec.address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, RuntimeError) as error:
         # RuntimeError: a LocalCluster whose worker processes did not start ("Nanny failed to start").
@@ -134,11 +134,10 @@ def open_client(spec: ClusterSpec, *, threads_per_worker: int = 4) -> Iterator[A
                 cluster.close()
 
 
-def _listening(address: str) -> None:
-    """Raise OSError at once when nothing listens at ``address`` (connection refused, no route):
-    Dask's client would retry that for its whole timeout before saying so."""
-    host, _, port = address.split("://", 1)[1].rpartition(":")
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+def _listening(spec: ClusterSpec) -> None:
+    """Raise OSError at once when nothing listens at the scheduler's address (connection refused,
+    no route): Dask's client would retry that for its whole timeout before saying so."""
+    with socket.create_connection(spec.host_port, timeout=CONNECT_TIMEOUT):
         pass
 
 

@@ -20,6 +20,14 @@ class ClusterSpec:
     workers: int | None = None
     address: str | None = None
 
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """The scheduler's host and port (an address only)."""
+        assert self.address is not None
+        found = _TCP.match(self.address)
+        assert found is not None  # parse_cluster accepted it
+        return found.group(2).strip("[]"), int(found.group(3))
+
     def __str__(self) -> str:
         return f"local:{self.workers}" if self.address is None else self.address
 
