@@ -6,6 +6,7 @@ engine, close, record).
 * :func:`verify`: compare them (``failover verify``, the ``verify`` step);
 * :func:`plan_rehost_fleet`, :func:`rehost`, :func:`rehost_rollback`: rebuild instances
   (``failover rehost``, the ``rehost`` step and its undo);
+* :func:`standby`, :func:`standby_feed`: follow a source (``failover standby``, the ``standby`` step);
 * :func:`failover.inventory.take_inventory`: take stock (``failover inventory``, the ``inventory`` step).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -38,8 +40,10 @@ from .sync import (
 )
 
 if TYPE_CHECKING:  # the rehost machinery is imported when a rehost runs, not by every command
+    from .changes import Change
     from .compute import Compute
     from .rehost import RehostPlan, RehostReport
+    from .standby import StandbyOptions, StandbyStatus
 
 __all__ = [
     "RehostRefused",
@@ -49,6 +53,8 @@ __all__ = [
     "plan_rehost_fleet",
     "rehost",
     "rehost_rollback",
+    "standby",
+    "standby_feed",
     "sync",
     "verify",
     "write_json",
@@ -253,3 +259,69 @@ def rehost_rollback(
 
     with open_compute(providers, request.target) as dst:
         return rollback(dst, request.fleet_name, progress)
+
+
+# -- standby ---------------------------------------------------------------------------------------
+
+
+def standby(
+    providers: Providers,
+    source: str,
+    target: str,
+    options: StandbyOptions,
+    *,
+    stop: threading.Event,
+    note: Callable[[str], None] = lambda message: None,
+    metrics: tuple[str, int] | None = None,
+) -> StandbyStatus:
+    """Keep ``target`` following ``source`` until ``stop`` is set (``failover standby``, the
+    ``standby`` step), serving Prometheus metrics on ``metrics`` (host, port) if given; returns
+    the final status."""
+    from .standby import Standby
+    from .standby.status import serve_metrics
+
+    runner = Standby(providers, source, target, options, note)
+    server = serve_metrics(runner.status, *metrics) if metrics is not None else None
+    if metrics is not None:
+        note(f"metrics on http://{metrics[0]}:{metrics[1]}/metrics")
+
+    def watch() -> None:
+        stop.wait()
+        runner.request_stop()
+
+    threading.Thread(target=watch, name="standby-stop", daemon=True).start()
+    try:
+        return runner.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def standby_feed(providers: Providers, source: str, action: Literal["plan", "setup", "teardown"]) -> list[Change]:
+    """Plan, create or remove the change feed of ``source``'s buckets (``--setup-feed``,
+    ``--teardown-feed``; ``plan`` for a dry run)."""
+    from .connect import open_feed, open_store
+    from .location import parse_location
+
+    location = parse_location(source)
+    feed = open_feed(providers, location.provider)
+    if feed is None:
+        raise ConfigError(
+            f"provider {location.provider!r} declares no change feed",
+            hint=f"add a 'feed:' block (type: sqs on AWS) to it in {providers.path}, or follow it by listings "
+            "(without --setup-feed)",
+        )
+    try:
+        if location.bucket is not None:
+            buckets = [location.bucket]
+        else:
+            store = open_store(providers, location.provider)
+            try:
+                buckets = sorted(b.name for b in store.list_buckets())
+            finally:
+                store.close()
+        if action == "plan":
+            return feed.plan_setup(buckets)
+        return feed.setup(buckets) if action == "setup" else feed.teardown(buckets)
+    finally:
+        feed.close()

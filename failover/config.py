@@ -159,6 +159,7 @@ class ProviderConfig(_Strict):
     compute: ServiceConfig | None = None
     dns: ServiceConfig | None = None
     account: ServiceConfig | None = None
+    feed: ServiceConfig | None = None
 
     _endpoint = field_validator("endpoint")(classmethod(lambda cls, value: _endpoint_shape(value)))
 

@@ -12,9 +12,10 @@ from .registry import load_adapter
 if TYPE_CHECKING:  # imported for annotations only: a storage command need not load the DNS library
     from .compute import Compute
     from .dns import Dns
+    from .feed import ChangeFeed
     from .storage import ObjectStore
 
-__all__ = ["open_account", "open_compute", "open_dns", "open_store", "same_store"]
+__all__ = ["open_account", "open_compute", "open_dns", "open_feed", "open_store", "same_store"]
 
 
 def same_store(providers: Providers, first: str, second: str) -> bool:
@@ -53,6 +54,14 @@ def open_dns(providers: Providers, name: str) -> Dns:
     """The DNS adapter of provider ``name``."""
     spec = providers.spec(name, "dns")
     return cast("Dns", load_adapter("dns", spec.type).from_spec(spec))
+
+
+def open_feed(providers: Providers, name: str) -> ChangeFeed | None:
+    """The change feed of provider ``name``'s storage, or None when it declares none."""
+    if "feed" not in providers.services(name):
+        return None
+    spec = providers.spec(name, "feed")
+    return cast("ChangeFeed", load_adapter("feed", spec.type).from_spec(spec))
 
 
 def open_account(providers: Providers, name: str) -> Any:

@@ -26,8 +26,9 @@ __all__ = [
     "types_for",
 ]
 
-SERVICES = ("storage", "compute", "dns", "account")
-"""What a provider can offer. ``account`` is read-only: an inventory of the provider's services."""
+SERVICES = ("storage", "compute", "dns", "account", "feed")
+"""What a provider can offer. ``account`` is read-only: an inventory of the provider's services;
+``feed``: a change feed of its storage's buckets (``failover standby``; see failover/feed.py)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,21 @@ _BUILTIN = [
         "failover.providers.libcloud.dns:LibcloudDns",
         "failover.providers.libcloud.options:LibcloudDnsOptions",
         "any libcloud DNS driver: PowerDNS, Route53, DigitalOcean, Cloudflare, Google, Linode",
+    ),
+    AdapterEntry(
+        "feed",
+        "sqs",
+        "failover.providers.aws.feed:SqsFeed",
+        "failover.providers.aws.options:SqsFeedOptions",
+        "S3 event notifications delivered to an SQS queue (AWS and LocalStack) through boto3",
+    ),
+    AdapterEntry(
+        "feed",
+        "memory",
+        "failover.testing.memory:MemoryFeed",
+        "failover.testing.memory:MemoryFeedOptions",
+        "the change events of a memory store's space, for tests (failover.testing.MemoryFeed)",
+        remote=False,
     ),
     AdapterEntry(
         "account",

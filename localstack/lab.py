@@ -248,6 +248,8 @@ class Lab:
                     "compute": {"type": "ec2"},
                     "dns": {"type": "route53"},
                     "account": {"type": "aws"},
+                    # S3 notifications to SQS: what `failover standby --setup-feed` creates and follows.
+                    "feed": {"type": "sqs"},
                 },
                 "aws-west": {
                     "description": "LocalStack's us-west-2 region through libcloud's EC2 driver",

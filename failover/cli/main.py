@@ -29,6 +29,7 @@ COMMANDS = {
     "providers": "failover.cli.providers:providers",
     "ls": "failover.cli.browse:ls",
     "sync": "failover.cli.sync:sync",
+    "standby": "failover.cli.standby:standby",
     "verify": "failover.cli.sync:verify",
     "inventory": "failover.cli.compute:inventory",
     "lint": "failover.cli.lint:lint_command",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -44,89 +45,98 @@ CLUSTER_OPTION = click.option(
 )
 
 
-@click.command()
-@click.argument("source", shell_complete=complete_location)
-@click.argument("target", shell_complete=complete_location)
-@click.option("--dry-run", is_flag=True, help="Print the plan (objects and bytes per bucket); change nothing.")
-@click.option("--delete", is_flag=True, help="Delete target objects that are not in the source (guarded).")
-@click.option(
-    "--max-delete",
-    type=click.FloatRange(0, 100),
-    default=25.0,
-    show_default=True,
-    help="Refuse to delete more than this percentage of the target without --force.",
-)
-@click.option("--force", is_flag=True, help="Allow deleting more than --max-delete percent.")
-@click.option(
-    "-j", "--max-workers", type=click.IntRange(1, 256), default=16, show_default=True, help="Objects copied at once."
-)
-@click.option(
-    "--parts-in-flight",
-    type=click.IntRange(1, 256),
-    default=4,
-    show_default=True,
-    help="Multipart parts uploading at once (raise for far-away targets).",
-)
-@click.option(
-    "--bwlimit", help="Bandwidth limit for the bytes sent, e.g. 50M (MiB/s), 512K (with --cluster: per worker)."
-)
-@click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True)
-@click.option("--readback", is_flag=True, help="Verify every copy by reading it back from the target.")
-@click.option("--bucket-map", multiple=True, metavar="SRC=DST", help="Target name for a source bucket.")
-@click.option(
-    "--invalid-keys",
-    type=click.Choice(["skip", "abort", "encode"]),
-    default="skip",
-    show_default=True,
-    help="Keys the target cannot hold: skip and report them; abort before writing anything; or encode them "
-    "reversibly (failover-encoded/<base64url>, original in metadata).",
-)
-@click.option("--journal", type=click.Path(path_type=Path, dir_okay=False), help="Journal file (default: per pair).")
-@click.option(
-    "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the JSON report here."
-)
-@click.option("--durable", is_flag=True, help="fsync the journal at every commit (survives power loss).")
-@click.option(
-    "--checksum",
-    is_flag=True,
-    help="Read every object an earlier run verified again on the target and compare its digest; send again "
-    "what differs (without it, an unchanged object verified earlier is trusted to the journal).",
-)
-@click.option(
-    "--stall-timeout",
-    type=click.FloatRange(1, None),
-    default=DEFAULT_STALL_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="Stop the run when a provider answers nothing for this long (exit 3; re-run to resume).",
-)
-@click.option(
-    "--no-cross-check",
-    "no_cross_check",
-    is_flag=True,
-    help="Do not list the source a second way to cross-check its listing (each listing's end is still confirmed).",
-)
-@click.option("--include", multiple=True, metavar="GLOB", help="Only keys matching GLOB (rclone globs; repeatable).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave out keys matching GLOB (wins over --include).")
-@click.option("--min-size", metavar="SIZE", help="Leave out objects smaller than SIZE (e.g. 100k; binary units).")
-@click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G).")
-@click.option("--max-age", metavar="AGE", help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).")
-@CLUSTER_OPTION
-@click.option(
-    "--spread-above",
-    metavar="SIZE",
-    default="1G",
-    show_default=True,
-    help="With --cluster: send an object at least this large as part ranges by several workers at once.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered.")
-@pass_app
-def sync(
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+_COPY_OPTIONS = [
+    click.option(
+        "--max-delete",
+        type=click.FloatRange(0, 100),
+        default=25.0,
+        show_default=True,
+        help="Refuse to delete more than this percentage of the target without --force.",
+    ),
+    click.option("--force", is_flag=True, help="Allow deleting more than --max-delete percent."),
+    click.option(
+        "-j",
+        "--max-workers",
+        type=click.IntRange(1, 256),
+        default=16,
+        show_default=True,
+        help="Objects copied at once.",
+    ),
+    click.option(
+        "--parts-in-flight",
+        type=click.IntRange(1, 256),
+        default=4,
+        show_default=True,
+        help="Multipart parts uploading at once (raise for far-away targets).",
+    ),
+    click.option(
+        "--bwlimit", help="Bandwidth limit for the bytes sent, e.g. 50M (MiB/s), 512K (with --cluster: per worker)."
+    ),
+    click.option("--digest", type=click.Choice(ALGORITHMS), default="sha256", show_default=True),
+    click.option("--readback", is_flag=True, help="Verify every copy by reading it back from the target."),
+    click.option("--bucket-map", multiple=True, metavar="SRC=DST", help="Target name for a source bucket."),
+    click.option(
+        "--invalid-keys",
+        type=click.Choice(["skip", "abort", "encode"]),
+        default="skip",
+        show_default=True,
+        help="Keys the target cannot hold: skip and report them; abort before writing anything; or encode them "
+        "reversibly (failover-encoded/<base64url>, original in metadata).",
+    ),
+    click.option(
+        "--journal",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Journal file (default: per pair).",
+    ),
+    click.option("--durable", is_flag=True, help="fsync the journal at every commit (survives power loss)."),
+    click.option(
+        "--stall-timeout",
+        type=click.FloatRange(1, None),
+        default=DEFAULT_STALL_TIMEOUT,
+        show_default=True,
+        metavar="SECONDS",
+        help="Stop the run when a provider answers nothing for this long (exit 3; re-run to resume).",
+    ),
+    click.option(
+        "--no-cross-check",
+        "no_cross_check",
+        is_flag=True,
+        help="Do not list the source a second way to cross-check its listing (each listing's end is still confirmed).",
+    ),
+    click.option(
+        "--include",
+        multiple=True,
+        metavar="GLOB",
+        help="Only keys matching GLOB (rclone globs; repeatable).",
+    ),
+    click.option(
+        "--exclude",
+        multiple=True,
+        metavar="GLOB",
+        help="Leave out keys matching GLOB (wins over --include).",
+    ),
+    click.option("--min-size", metavar="SIZE", help="Leave out objects smaller than SIZE (e.g. 100k; binary units)."),
+    click.option("--max-size", metavar="SIZE", help="Leave out objects larger than SIZE (e.g. 5G)."),
+    click.option(
+        "--max-age",
+        metavar="AGE",
+        help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).",
+    ),
+    click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered."),
+]
+"""The options of how objects are copied, shared by ``sync`` and ``standby``."""
+
+
+def copy_options(command: _Command) -> _Command:
+    for option in reversed(_COPY_OPTIONS):
+        command = option(command)
+    return command
+
+
+def copy_settings(
     app: App,
-    source: str,
-    target: str,
-    dry_run: bool,
-    delete: bool,
+    *,
     max_delete: float,
     force: bool,
     max_workers: int,
@@ -137,9 +147,7 @@ def sync(
     bucket_map: tuple[str, ...],
     invalid_keys: str,
     journal: Path | None,
-    report_path: Path | None,
     durable: bool,
-    checksum: bool,
     stall_timeout: float,
     no_cross_check: bool,
     include: tuple[str, ...],
@@ -147,9 +155,70 @@ def sync(
     min_size: str | None,
     max_size: str | None,
     max_age: str | None,
+    verbose: bool,
+) -> SyncOptions:
+    """The :data:`_COPY_OPTIONS` given, as sync options."""
+    return SyncOptions(
+        force=force,
+        max_delete_share=max_delete / 100,
+        workers=max_workers,
+        parts_in_flight=parts_in_flight,
+        bandwidth=parse_rate(bwlimit) if bwlimit else None,
+        digest=digest,  # type: ignore[arg-type]
+        readback=readback,
+        bucket_map=_bucket_map(bucket_map),
+        invalid_keys=invalid_keys,  # type: ignore[arg-type]
+        journal=journal,
+        durable=durable,
+        stall_timeout=stall_timeout,
+        cross_check=not no_cross_check,
+        filters=Filters(
+            include=include,
+            exclude=exclude,
+            min_size=parse_size(min_size, "--min-size") if min_size else None,
+            max_size=parse_size(max_size, "--max-size") if max_size else None,
+            max_age=parse_age(max_age, "--max-age") if max_age else None,
+        ),
+        on_key=_key_printer(app) if verbose else None,
+    )
+
+
+@click.command()
+@click.argument("source", shell_complete=complete_location)
+@click.argument("target", shell_complete=complete_location)
+@click.option("--dry-run", is_flag=True, help="Print the plan (objects and bytes per bucket); change nothing.")
+@click.option("--delete", is_flag=True, help="Delete target objects that are not in the source (guarded).")
+@click.option(
+    "--report", "report_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write the JSON report here."
+)
+@click.option(
+    "--checksum",
+    is_flag=True,
+    help="Read every object an earlier run verified again on the target and compare its digest; send again "
+    "what differs (without it, an unchanged object verified earlier is trusted to the journal).",
+)
+@CLUSTER_OPTION
+@copy_options
+@click.option(
+    "--spread-above",
+    metavar="SIZE",
+    default="1G",
+    show_default=True,
+    help="With --cluster: send an object at least this large as part ranges by several workers at once.",
+)
+@pass_app
+def sync(
+    app: App,
+    /,
+    source: str,
+    target: str,
+    dry_run: bool,
+    delete: bool,
+    report_path: Path | None,
+    checksum: bool,
     cluster: str | None,
     spread_above: str,
-    verbose: bool,
+    **copy: Any,
 ) -> int:
     """Copy SOURCE to TARGET (PROVIDER:BUCKET[/PREFIX], or PROVIDER: for every bucket).
 
@@ -165,31 +234,11 @@ def sync(
       failover sync aws:media/2024/ onprem:media/2024/ --include '*.jpg' --max-age 7d -v
       failover sync aws:media onprem:media --cluster local:4
     """
-    options = SyncOptions(
+    options = replace(
+        copy_settings(app, **copy),
         dry_run=dry_run,
         delete=delete,
-        force=force,
-        max_delete_share=max_delete / 100,
-        workers=max_workers,
-        parts_in_flight=parts_in_flight,
-        bandwidth=parse_rate(bwlimit) if bwlimit else None,
-        digest=digest,  # type: ignore[arg-type]
-        readback=readback,
-        bucket_map=_bucket_map(bucket_map),
-        invalid_keys=invalid_keys,  # type: ignore[arg-type]
-        journal=journal,
-        durable=durable,
         checksum=checksum,
-        stall_timeout=stall_timeout,
-        cross_check=not no_cross_check,
-        filters=Filters(
-            include=include,
-            exclude=exclude,
-            min_size=parse_size(min_size, "--min-size") if min_size else None,
-            max_size=parse_size(max_size, "--max-size") if max_size else None,
-            max_age=parse_age(max_age, "--max-age") if max_age else None,
-        ),
-        on_key=_key_printer(app) if verbose else None,
         cluster=parse_cluster(cluster) if cluster else None,
         spread_above=parse_size(spread_above, "--spread-above"),
     )

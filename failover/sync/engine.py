@@ -31,7 +31,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # Dask is imported only by a run with --cluster
 
 __all__ = [
     "ClusterRun",
+    "DeleteDelay",
     "Progress",
     "SyncEngine",
     "SyncOptions",
@@ -88,6 +89,19 @@ INTERRUPT_GRACE = 1.0
 CHANGED_DURING_RUN_MARGIN = 2.0
 """A key only one listing showed, last modified after (the source's clock at the bucket's start -
 this), was written during the run; any other difference between the two listings is theirs."""
+CONFIRM_BY_NAME = 64
+"""At most this many copies of a bucket are confirmed on the target by name, one small listing
+each; more are confirmed by listing the range of keys they span."""
+
+
+class DeleteDelay(Protocol):
+    """When a delete candidate may be deleted (``SyncOptions.delete_delay``)."""
+
+    def ripe(self, bucket: str, key: str) -> bool:
+        """Whether target ``key`` of ``bucket``, found (again) to have no source object by a run
+        whose listings were confirmed, has been a candidate long enough to delete. The first call
+        for a key starts its clock."""
+        ...
 
 
 class Progress(Protocol):
@@ -167,6 +181,17 @@ class SyncOptions:
     spread_above: int = 1024**3
     """--cluster: an object at least this large (and of several parts) is sent as part ranges by
     several workers at once (Copier.spread), not by one."""
+    keys: Mapping[str, Collection[str]] | None = None
+    """Only these source keys (per source bucket), each read by name instead of listed: a
+    standby's change feed. The target is not listed (``list_target`` must be False) and nothing is
+    deleted; a key the source no longer holds is left for a run that lists."""
+    list_target: bool = True
+    """False: the target is not listed, and an object the journal has verified whose source is
+    unchanged is taken to be on the target still (a standby's quick passes between its full
+    reconciliations, which list both sides and confirm the claim). Incompatible with ``delete``."""
+    delete_delay: DeleteDelay | None = None
+    """With ``delete``: a candidate is deleted only once the delay says it is ripe (standby's
+    ``--delete-delay``); until then it is counted as ``delete_pending``. None: at once."""
 
 
 @dataclass
@@ -278,6 +303,12 @@ class SyncEngine:
                 "--delete with --max-age: the target's objects would be judged by an age failover cannot read there",
                 hint="run the copy with --max-age, and --delete in a run without it",
             )
+        if options.delete and not options.list_target:
+            raise ConfigError(
+                "deletes are chosen from the target's listing: a run that does not list it deletes nothing"
+            )
+        if options.keys is not None and options.list_target:
+            raise ConfigError("a run over named keys does not list the target (set list_target=False)")
         journal_path = options.journal or default_journal_path(self.source_location, self.target_location)
         self._check_source()
         for store in {id(self.source): self.source, id(self.target): self.target}.values():
@@ -466,7 +497,10 @@ class SyncEngine:
         ended_early = self.source.counters.listings_ended_early, self.target.counters.listings_ended_early
         if self.source is not self.target or pair.src_bucket != pair.dst_bucket:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
-        self._list_target(pair, bucket, journal, report)
+        if options.list_target:
+            self._list_target(pair, bucket, journal, report)
+        else:
+            bucket.target_listing_check = "not listed (objects verified earlier are taken as still there)"
         failures_before = report.total("failed")
         workers = self._copy_pool(journal, report)
         check = self._start_cross_check(pair, bucket, journal, report)
@@ -592,6 +626,9 @@ class SyncEngine:
         self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport
     ) -> tuple[concurrent.futures.Future[None], float] | None:
         """Start the second listing; returns it and the source's clock when the listings began."""
+        if self.options.keys is not None:
+            bucket.listing_check = "not listed: the keys of a change feed, each read by name"
+            return None
         if not self.options.cross_check:
             bucket.listing_check = "end confirmed (cross-check off)"
             return None
@@ -697,9 +734,10 @@ class SyncEngine:
             modified = info.last_modified.isoformat() if info.last_modified else None
             dst_key = self.keys.map(pair.dst_key(info.key))
             rows.append((pair.src_bucket, info.key, pair.dst_bucket, dst_key, info.size, info.etag, modified))
+        trusted = not self.options.list_target
         for listed in journal.record_listed(rows):
             row = listed.row
-            if row.state == "verified" and listed.target_size == row.size:
+            if row.state == "verified" and (listed.target_size == row.size or (trusted and listed.target_size is None)):
                 if not self.options.checksum:
                     report.add(bucket, unchanged=1)
                     self.progress.checked(1, row.size)
@@ -990,6 +1028,13 @@ class SyncEngine:
     def _source_listing(self, pair: BucketPair, bucket: BucketReport) -> Iterator[ObjectInfo]:
         """The source bucket's objects: one listing here, or, on a cluster (for stores that list in
         byte order), shards listed by the workers in parallel, in the order they finish."""
+        if self.options.keys is not None:
+            for key in sorted(self.options.keys.get(pair.src_bucket, ())):
+                if key.startswith(pair.src_prefix):
+                    info = self._head_source(pair.src_bucket, key)
+                    if info is not None:
+                        yield info
+            return
         if self.cluster is None:
             yield from self.source.list_objects(pair.src_bucket, pair.src_prefix)
             return
@@ -1086,7 +1131,8 @@ class SyncEngine:
                 break  # bounded memory: confirm this many; the rest were confirmed by their writes
         prefix = _common_prefix(lowest, highest)
         try:
-            for info in self.target.list_objects(pair.dst_bucket, prefix):
+            listing = self.target.list_objects(pair.dst_bucket, prefix) if len(expected) > CONFIRM_BY_NAME else ()
+            for info in listing:
                 wanted = expected.get(info.key)
                 if wanted is not None and wanted[1] == info.size:
                     del expected[info.key]
@@ -1169,6 +1215,10 @@ class SyncEngine:
                 report.name_key("kept", key, detail)
                 if not self.options.dry_run:
                     journal.event("kept", pair.dst_bucket, key, detail)
+                continue
+            delay = self.options.delete_delay
+            if delay is not None and not delay.ripe(pair.dst_bucket, key):
+                report.add(bucket, delete_pending=1)
                 continue
             if self.options.dry_run:
                 report.name_key("deleted", key, "would be deleted (dry run)")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..errors import ConfigError
 
-__all__ = ["Filters", "glob_regex", "parse_age", "parse_size"]
+__all__ = ["Filters", "glob_regex", "parse_age", "parse_duration", "parse_size"]
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 _AGE_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "M": 30 * 86400, "y": 365 * 86400}
@@ -34,11 +34,31 @@ def parse_size(text: str, option: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
-def parse_age(text: str, option: str) -> timedelta:
-    """``90s``, ``30m``, ``12h``, ``7d``, ``2w``, ``1h30m`` (as rclone), or a date/time (ISO 8601)."""
+def _duration(text: str) -> float | None:
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|M|y)", text.strip())
     if parts and "".join(f"{n}{u}" for n, u in parts) == text.strip():
-        return timedelta(seconds=sum(float(n) * _AGE_UNITS[u] for n, u in parts))
+        return sum(float(n) * _AGE_UNITS[u] for n, u in parts)
+    return None
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Seconds of ``90s``, ``30m``, ``1h30m`` (as rclone), or of a plain number of seconds."""
+    seconds = _duration(text)
+    if seconds is None:
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ConfigError(f"{option} {text!r}: not a duration", hint="write e.g. 2, 90s, 30m or 1h") from None
+    if seconds < 0:
+        raise ConfigError(f"{option} {text!r}: a duration cannot be negative")
+    return seconds
+
+
+def parse_age(text: str, option: str) -> timedelta:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w``, ``1h30m`` (as rclone), or a date/time (ISO 8601)."""
+    seconds = _duration(text)
+    if seconds is not None:
+        return timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

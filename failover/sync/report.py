@@ -123,6 +123,9 @@ class BucketReport:
     deleted: int = 0
     kept: int = 0
     """Delete candidates kept because the source holds them after all (asked key by key)."""
+    delete_pending: int = 0
+    """Delete candidates not deleted yet: gone from the source for less than the delete delay
+    (``failover standby --delete-delay``); a later run deletes them if they stay gone."""
     unconfirmed: int = 0
     """Copied, but the target's listing afterwards does not show them under their names."""
     listing_complete: bool = True
@@ -135,11 +138,11 @@ class BucketReport:
     """Keys the two listings disagree on that are not explained by changes during the run."""
     target_listing_complete: bool = True
     target_listing_check: str = "end confirmed"
-    shards: int = 0
-    """--cluster: the key ranges the source listing was split into (0: listed in one piece)."""
     """With --delete, how the target listing (what deletes are chosen from) was confirmed:
     "cross-checked" with the target's second listing mechanism, and how many keys only the second
     listing showed (added to the delete candidates, each still looked up on the source first)."""
+    shards: int = 0
+    """--cluster: the key ranges the source listing was split into (0: listed in one piece)."""
 
 
 @dataclass

@@ -16,9 +16,10 @@ from __future__ import annotations
 import bisect
 import hashlib
 import threading
+import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -26,12 +27,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..capabilities import MIB, Capability, StoreCapabilities, StoreLimits
+from ..changes import Action, Change
 from ..config import ServiceSpec
 from ..errors import IntegrityError, InvalidRequest, NotFound
+from ..feed import ChangeEvent, ChangeFeed
 from ..storage import ObjectStore, RawBody
 from ..types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
-__all__ = ["Faults", "MemoryOptions", "MemoryStore"]
+__all__ = ["Faults", "MemoryFeed", "MemoryFeedOptions", "MemoryOptions", "MemoryStore"]
 
 ALL_OPERATIONS = tuple(Capability)
 
@@ -116,6 +119,14 @@ class _Space:
     lock: threading.RLock = field(default_factory=threading.RLock)
     faults: Faults | None = None
     """Faults every store opened on this space shares (see :meth:`MemoryStore.space_faults`)."""
+    feeds: dict[str, list[tuple[str, str, float, int | None]]] = field(default_factory=dict)
+    """Buckets with a change feed (:class:`MemoryFeed`), and their events not yet received."""
+
+    def notify(self, bucket: str, key: str, kind: str, size: int | None = None) -> None:
+        with self.lock:
+            events = self.feeds.get(bucket)
+            if events is not None:
+                events.append((key, kind, time.time(), size))
 
 
 _SPACES: dict[str, _Space] = {}
@@ -259,6 +270,7 @@ class MemoryStore(ObjectStore):
             objects = self._bucket(bucket)
             obj = _Object(data, meta, dict(tags), _etag(data), datetime.now(UTC))
             objects[self._stored(key)] = obj
+            self.space.notify(bucket, key, "put", len(data))
         self.counters.add("bytes_written", len(data))
         return ObjectInfo(bucket, key, len(data), obj.etag)
 
@@ -381,7 +393,8 @@ class MemoryStore(ObjectStore):
     def _delete(self, bucket: str, key: str) -> None:
         self.faults.enter("delete")
         with self.space.lock:
-            self._bucket(bucket).pop(self._stored(key), None)
+            if self._bucket(bucket).pop(self._stored(key), None) is not None:
+                self.space.notify(bucket, key, "delete")
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
         self.faults.enter("copy")
@@ -477,3 +490,91 @@ class MemoryStore(ObjectStore):
     def stored_meta(self, bucket: str, key: str) -> ObjectMeta:
         with self.space.lock:
             return self._bucket(bucket)[key].meta
+
+
+class MemoryFeedOptions(BaseModel):
+    """Options of the ``memory`` change feed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: str = Field(default="default", description="the memory space whose buckets it follows")
+
+
+class MemoryFeed(ChangeFeed):
+    """The change events of a memory space's buckets (see failover/feed.py for the contract).
+    Events are delivered once each and acknowledged by receiving them; :meth:`drop` loses the
+    waiting ones, as a feed that misses events would."""
+
+    options_model = MemoryFeedOptions
+
+    def __init__(self, name: str = "memory", options: MemoryFeedOptions | None = None) -> None:
+        self.name = name
+        self.options = options or MemoryFeedOptions()
+
+    @property
+    def space(self) -> _Space:
+        return _space(self.options.space)  # looked up each time: MemoryStore.reset replaces spaces
+
+    @classmethod
+    def from_spec(cls, spec: ServiceSpec) -> MemoryFeed:
+        return cls(spec.provider, spec.options)
+
+    def plan_setup(self, buckets: Sequence[str]) -> list[Change]:
+        with self.space.lock:
+            return [Change(Action.CREATE, f"feed of bucket {b}") for b in buckets if b not in self.space.feeds]
+
+    def setup(self, buckets: Sequence[str]) -> list[Change]:
+        changes = self.plan_setup(buckets)
+        with self.space.lock:
+            for bucket in buckets:
+                self.space.feeds.setdefault(bucket, [])
+        return changes
+
+    def teardown(self, buckets: Sequence[str]) -> list[Change]:
+        with self.space.lock:
+            gone = [b for b in buckets if self.space.feeds.pop(b, None) is not None]
+        return [Change(Action.DELETE, f"feed of bucket {b}") for b in gone]
+
+    def check(self, buckets: Sequence[str]) -> None:
+        with self.space.lock:
+            missing = [b for b in buckets if b not in self.space.feeds]
+        if missing:
+            raise NotFound(
+                f"bucket(s) {', '.join(missing)} have no change feed",
+                provider=self.name,
+                operation="check_feed",
+                target=missing[0],
+                hint="failover standby --setup-feed creates it",
+            )
+
+    def receive(self, wait: float) -> list[ChangeEvent]:
+        deadline = time.monotonic() + wait
+        while True:
+            with self.space.lock:
+                if not self.space.feeds:
+                    raise NotFound("the change feed is gone", provider=self.name, operation="receive")
+                events = [
+                    ChangeEvent(bucket, key, "delete" if kind == "delete" else "put", when, "", size)
+                    for bucket, waiting in self.space.feeds.items()
+                    for key, kind, when, size in waiting
+                ]
+                for waiting in self.space.feeds.values():
+                    waiting.clear()
+            if events or time.monotonic() >= deadline:
+                return events
+            time.sleep(0.02)
+
+    def ack(self, events: Sequence[ChangeEvent]) -> None:
+        pass  # delivered once: received is acknowledged
+
+    def backlog(self) -> int | None:
+        with self.space.lock:
+            return sum(len(waiting) for waiting in self.space.feeds.values())
+
+    def drop(self) -> int:
+        """Lose the events waiting (a feed that misses events); returns how many."""
+        with self.space.lock:
+            lost = sum(len(waiting) for waiting in self.space.feeds.values())
+            for waiting in self.space.feeds.values():
+                waiting.clear()
+        return lost

@@ -1,5 +1,6 @@
-"""botocore exceptions -> failover errors for the AWS services other than S3 (EC2, Route53, and the
-account inventory's services). The only place in this family that knows botocore's exceptions."""
+"""botocore exceptions -> failover errors for the AWS services other than S3's data path (EC2, Route53,
+SQS and S3 notification settings for the change feed, and the account inventory's services). The
+only place in this family that knows botocore's exceptions."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ TABLE = CodeTable(
             "QueueDoesNotExist",
             "AWS.SimpleQueueService.NonExistentQueue",
             "NoSuchChange",
+            "NoSuchBucket",
         }
     ),
     not_found_suffix=".NotFound",

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from failover.dns import NameserverAddress
 
-__all__ = ["AwsOptions", "Route53Options"]
+__all__ = ["AwsOptions", "Route53Options", "SqsFeedOptions"]
 
 
 class AwsOptions(BaseModel):
@@ -20,3 +20,21 @@ class AwsOptions(BaseModel):
 
 class Route53Options(AwsOptions):
     nameserver: NameserverAddress = None
+
+
+class SqsFeedOptions(AwsOptions):
+    """Options of the ``sqs`` change feed (S3 event notifications delivered to an SQS queue)."""
+
+    queue: str = Field(
+        default="failover-standby",
+        pattern=r"^[A-Za-z0-9_-]{1,80}$",
+        description="the queue the buckets' notifications go to (created by --setup-feed)",
+    )
+    notification_id: str = Field(
+        default="failover-standby",
+        description="the Id of the notification configuration failover adds to each bucket (and removes)",
+    )
+    batch: int = Field(default=10, ge=1, le=10, description="messages received per call (SQS allows 10)")
+    visibility_timeout: int = Field(
+        default=120, ge=5, le=43200, description="seconds a received event is hidden before it is delivered again"
+    )
