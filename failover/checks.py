@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import Providers
-from .connect import open_account, open_compute, open_dns, open_store
-from .errors import AuthError, ConfigError, ConnectionLost, FailoverError, Timeout
+from .connect import open_account, open_compute, open_dns, open_feed, open_store
+from .errors import AuthError, ConfigError, ConnectionLost, FailoverError, NotFound, Timeout
+from .feed import ChangeFeed
 from .secrets import redact
 from .storage import ObjectStore
 
@@ -80,7 +81,16 @@ _PROBES = {
         lambda dns: f"{len(dns.list_zones())} zone(s) visible",
     ),
     "account": _Probe(open_account, lambda account: None, lambda account: f"identity {account.identity()}"),
+    "feed": _Probe(open_feed, lambda feed: None, lambda feed: _feed_state(feed)),
 }
+
+
+def _feed_state(feed: ChangeFeed) -> str:
+    try:
+        waiting = feed.backlog()
+    except NotFound as exc:
+        return f"not set up yet ({exc.hint or exc.message})"
+    return "reachable" if waiting is None else f"{waiting} event(s) waiting"
 
 
 def _check_service(providers: Providers, name: str, check: ServiceCheck) -> None:

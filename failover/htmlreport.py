@@ -255,13 +255,14 @@ def _playbook_body(report: dict[str, Any]) -> list[str]:
     body = []
     budgets = report.get("budgets") or {}
     rto = report.get("recovery_time_s")
-    budget = (
-        (budgets.get("recovery_time") or {}).get("limit_s") if isinstance(budgets.get("recovery_time"), dict) else None
-    )
+    rpo = report.get("recovery_point_s")
+    budget = (budgets.get("recovery_time_s") or {}).get("budget")
     body.append('<div class="cards">')
     body.append(_card(_seconds(report.get("duration_s")), "run duration"))
     body.append(_card(_seconds(rto) if rto is not None else "not reached", "recovery time (start to DNS cutover)"))
     body.append(_card(_seconds(budget) if budget else "none set", "recovery time budget"))
+    if rpo is not None:
+        body.append(_card(_seconds(rpo), "recovery point (data a cutover would lose)"))
     body.append(_card(str(len(report.get("steps", []))), "steps"))
     body.append("</div>")
     if report.get("breaches"):

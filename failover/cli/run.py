@@ -137,7 +137,12 @@ def _summary(app: App, report: RunReport) -> None:
     for line in report.rollback:
         app.say(f"rolled back: {line}")
     if report.recovery_time_s is not None:
-        app.say(f"recovery time (run start to DNS cutover confirmed): {report.recovery_time_s:.1f} s")
+        start = "standby cutover" if report.recovery_point_s is not None else "run start"
+        app.say(f"recovery time ({start} to DNS cutover confirmed): {report.recovery_time_s:.1f} s")
+    if report.recovery_point_s is not None:
+        app.say(
+            f"recovery point (oldest source change not on the target at the cutover): {report.recovery_point_s:.1f} s"
+        )
     for name, value in report.budgets.items():
         if value["budget"] is not None:
             app.say(f"budget {name}: {value['measured']} of {value['budget']}")

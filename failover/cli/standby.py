@@ -124,6 +124,11 @@ def follow(
     sides are reconciled in full every --reconcile-every. Every copy is digest-verified as by sync;
     deletes are propagated only with --propagate-deletes, after --delete-delay, from confirmed
     listings and within --max-delete. Restart after a crash: nothing verified is copied again.
+
+    \b
+    Example:
+      failover standby follow aws:media onprem:media --setup-feed
+      failover standby aws: onprem: --no-feed --interval 30s --metrics 127.0.0.1:9464
     """
     sync_options = copy_settings(app, **copy)
     options = StandbyOptions(

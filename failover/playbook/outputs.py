@@ -19,6 +19,7 @@ __all__ = [
     "InventoryOutput",
     "NoOutput",
     "RehostOutput",
+    "StandbyOutput",
     "StepOutput",
     "SyncOutput",
     "VerifyOutput",
@@ -39,6 +40,16 @@ class StepOutput(BaseModel):
         """Instances this step found unhealthy (the unhealthy_instances budget)."""
         return 0
 
+    @property
+    def recovery_point(self) -> float | None:
+        """The recovery point this step measured (the recovery_point_s budget; None: none)."""
+        return None
+
+    @property
+    def notice(self) -> float | None:
+        """When this step cut over (the recovery time counts from it; None: not a cutover)."""
+        return None
+
 
 class NoOutput(StepOutput):
     """Steps that hand nothing on (approval, notify)."""
@@ -57,6 +68,29 @@ class SyncOutput(StepOutput):
     @property
     def unverified_objects(self) -> int:
         return self.unverified
+
+
+class StandbyOutput(StepOutput):
+    notice_at: float | None = None
+    recovery_point_s: float | None = None
+    claimed_recovery_point_s: float | None = None
+    """What the standby's own status said at the cutover (the measured value is recovery_point_s)."""
+    writes: int = 0
+    missing_at_cutover: list[str] = []
+    missing_count: int = 0
+    mode: str | None = None
+    copies: int = 0
+    drill_prefix: str | None = None
+    dns: dict[str, Any] | None = None
+    """The DNS standby's plan (target sets written, what they replaced), for the rollback."""
+
+    @property
+    def recovery_point(self) -> float | None:
+        return self.recovery_point_s
+
+    @property
+    def notice(self) -> float | None:
+        return self.notice_at
 
 
 class VerifyOutput(StepOutput):

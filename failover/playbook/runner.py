@@ -78,6 +78,8 @@ class RunReport:
     started: float | None = None
     finished: float | None = None
     recovery_time_s: float | None = None
+    recovery_point_s: float | None = None
+    """Measured by a standby step at its cutover (None: the run had none)."""
     budgets: dict[str, Any] = field(default_factory=dict)
     breaches: list[str] = field(default_factory=list)
     rollback: list[str] = field(default_factory=list)
@@ -111,6 +113,7 @@ class RunReport:
             "finished": iso(self.finished),
             "duration_s": round(self.finished - self.started, 3) if self.finished and self.started else None,
             "recovery_time_s": self.recovery_time_s,
+            "recovery_point_s": self.recovery_point_s,
             "budgets": self.budgets,
             "breaches": self.breaches,
             "rollback": self.rollback,
@@ -269,23 +272,42 @@ def _open_state(loaded: LoadedPlaybook, options: RunOptions) -> RunState:
     return state
 
 
-def _recovery_time(state: RunState) -> float | None:
-    end = state.cutover_at or (state.finished if state.outcome == "succeeded" else None)
-    return round(end - state.started, 3) if end else None
-
-
-def _budgets(loaded: LoadedPlaybook, state: RunState, recovery: float | None) -> tuple[dict[str, Any], list[str]]:
-    budgets = loaded.playbook.budgets
-    if budgets is None:
-        return {}, []
-    outputs = [
+def _outputs(loaded: LoadedPlaybook, state: RunState) -> list[StepOutput]:
+    return [
         kind_of(step).read_outputs(state.steps[step.id].outputs)
         for step in loaded.order
         if step.id in state.steps and state.steps[step.id].outputs
     ]
+
+
+def _recovery_time(state: RunState, outputs: list[StepOutput]) -> float | None:
+    """Run start, or the last standby cutover (the notice: the source is taken to be gone from
+    then on), to the DNS cutover confirmed (or the run's end)."""
+    end = state.cutover_at or (state.finished if state.outcome == "succeeded" else None)
+    notices = [o.notice for o in outputs if o.notice is not None]
+    start = max(notices) if notices else state.started
+    return round(end - start, 3) if end else None
+
+
+def _recovery_point(outputs: list[StepOutput]) -> float | None:
+    points = [o.recovery_point for o in outputs if o.recovery_point is not None]
+    return max(points) if points else None
+
+
+def _budgets(
+    loaded: LoadedPlaybook, outputs: list[StepOutput], recovery: float | None, point: float | None
+) -> tuple[dict[str, Any], list[str]]:
+    budgets = loaded.playbook.budgets
+    if budgets is None:
+        return {}, []
     unverified = sum(o.unverified_objects for o in outputs)
     unhealthy = sum(o.unhealthy_instances for o in outputs)
-    measured = {"recovery_time_s": recovery, "unverified_objects": unverified, "unhealthy_instances": unhealthy}
+    measured = {
+        "recovery_time_s": recovery,
+        "recovery_point_s": point,
+        "unverified_objects": unverified,
+        "unhealthy_instances": unhealthy,
+    }
     breaches = []
     for name, measured_value in measured.items():
         limit = getattr(budgets, name)
@@ -499,8 +521,10 @@ def _finish(
     loaded: LoadedPlaybook, state: RunState, report: RunReport, directory: Path, options: RunOptions
 ) -> RunReport:
     report.started, report.finished = state.started, state.finished or time.time()
-    report.recovery_time_s = _recovery_time(state)
-    report.budgets, report.breaches = _budgets(loaded, state, report.recovery_time_s)
+    outputs = _outputs(loaded, state)
+    report.recovery_time_s = _recovery_time(state, outputs)
+    report.recovery_point_s = _recovery_point(outputs)
+    report.budgets, report.breaches = _budgets(loaded, outputs, report.recovery_time_s, report.recovery_point_s)
     for step in loaded.order:
         recorded = state.steps.get(step.id)
         if recorded is None:

@@ -39,6 +39,7 @@ __all__ = [
     "NotifyStep",
     "Playbook",
     "RehostStep",
+    "StandbyStep",
     "Step",
     "StepSpec",
     "SyncStep",
@@ -128,6 +129,41 @@ class SyncStep(StepSpec):
     cluster: ClusterName | None = Field(
         default=None, description="local:N or tcp://HOST:PORT: list and copy on a Dask cluster (--cluster)"
     )
+
+
+class DrillWritesSpec(_Strict):
+    """Writes a drill makes to the source while the standby follows it (the platform's traffic)."""
+
+    bucket: str = Field(min_length=1, description="source bucket written to")
+    prefix: str = Field(default="failover-drill/", description="key prefix (the run's id is added)")
+    rate: float = Field(default=5.0, gt=0, le=200, description="writes per second")
+    size: int = Field(default=4096, ge=0, le=64 * 1024 * 1024, description="bytes per write")
+
+
+class StandbyStep(StepSpec):
+    """Keep the target following the source (``failover standby``) for ``follow_for`` seconds, then
+    cut over: the recovery point (age of the oldest source change not on the target at that moment)
+    is measured, and the recovery time counts from here. With ``zone``, the target zone's record
+    sets follow the source zone meanwhile (no traffic is switched)."""
+
+    kind: Literal["standby"]
+    source: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    target: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+:")]
+    bucket_map: dict[str, str] = Field(default_factory=dict)
+    follow_for: float = Field(default=30.0, gt=0, description="seconds of standby after the initial sync")
+    interval: float = Field(default=2.0, gt=0, description="seconds between listings (no change feed)")
+    use_feed: bool = Field(default=True, description="follow the source's change feed where it declares one")
+    workers: int = Field(default=8, ge=1, le=256)
+    drill_writes: DrillWritesSpec | None = None
+    zone: Zone | None = Field(default=None, description="a zone whose record sets the target keeps in sync")
+    dns_source: ProviderName | None = None
+    dns_target: ProviderName | None = None
+
+    @model_validator(mode="after")
+    def _dns_pair(self) -> StandbyStep:
+        if (self.zone is None) != (self.dns_source is None or self.dns_target is None):
+            raise ValueError("zone needs dns_source and dns_target (and they need zone)")
+        return self
 
 
 class VerifyStep(StepSpec):
@@ -249,6 +285,7 @@ Step = Annotated[
     | SyncStep
     | VerifyStep
     | RehostStep
+    | StandbyStep
     | HealthStep
     | DnsPrepareStep
     | DnsCutoverStep
@@ -256,13 +293,29 @@ Step = Annotated[
     | NotifyStep,
     Field(discriminator="kind"),
 ]
-STEP_KINDS = ("inventory", "sync", "verify", "rehost", "health", "dns_prepare", "dns_cutover", "approval", "notify")
+STEP_KINDS = (
+    "inventory",
+    "sync",
+    "verify",
+    "rehost",
+    "standby",
+    "health",
+    "dns_prepare",
+    "dns_cutover",
+    "approval",
+    "notify",
+)
 
 
 class Budgets(_Strict):
     """What a drill may use up; exceeding any fails the run."""
 
-    recovery_time_s: float | None = Field(default=None, gt=0, description="run start to DNS cutover confirmed")
+    recovery_time_s: float | None = Field(
+        default=None, gt=0, description="run start (or a standby step's cutover) to DNS cutover confirmed"
+    )
+    recovery_point_s: float | None = Field(
+        default=None, ge=0, description="age of the oldest source change not on the target at a standby's cutover"
+    )
     unverified_objects: int | None = Field(default=None, ge=0, description="objects not proven on the target")
     unhealthy_instances: int | None = Field(default=None, ge=0)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +37,7 @@ from ..compute import Compute
 from ..config import Providers
 from ..connect import open_compute, open_dns
 from ..cutover import (
+    PreparePlan,
     apply_cutover,
     apply_prepare,
     plan_cutover,
@@ -52,6 +54,8 @@ from ..location import parse_location
 from ..progress import ProgressMeter
 from ..rehost import HEALTH_TAG, SOURCE_TAG, check_health
 from ..secrets import display_url, register_url_secrets
+from ..standby import StandbyOptions
+from ..standby.drill import DrillWrites, remove_drill_writes, run_drill
 from ..sync import SyncOptions, SyncReport, VerifyOptions
 from ..units import human_size
 from .outputs import (
@@ -62,6 +66,7 @@ from .outputs import (
     InventoryOutput,
     NoOutput,
     RehostOutput,
+    StandbyOutput,
     StepOutput,
     SyncOutput,
     VerifyOutput,
@@ -76,6 +81,7 @@ from .schema import (
     InventoryStep,
     NotifyStep,
     RehostStep,
+    StandbyStep,
     Step,
     StepSpec,
     SyncStep,
@@ -779,11 +785,143 @@ class ApprovalKind(StepKind[ApprovalStep, NoOutput]):
         return Outcome("ok", "approved interactively", NoOutput())
 
 
+# -- standby -------------------------------------------------------------------------------------
+
+
+class _ZoneFollower:
+    """The DNS standby: the target zone's record sets copied from the source zone, again each time
+    :meth:`follow` is called (nothing is switched: no TTL is lowered, no address repointed). What
+    it wrote, and what those writes replaced, add up to one plan for the rollback."""
+
+    def __init__(self, source: Dns, target: Dns, zone: str) -> None:
+        self.source, self.target, self.zone = source, target, zone
+        self.plan: PreparePlan | None = None
+        self.errors: list[str] = []
+
+    def follow(self) -> None:
+        try:
+            step = plan_prepare(self.source, self.target, self.zone, [], ttl=60)
+            apply_prepare(step, self.source, self.target)
+        except FailoverError as error:
+            self.errors.append(str(error))
+            return
+        if self.plan is None:
+            self.plan = step
+            return
+        written = {r.key for r in self.plan.copy}
+        self.plan.previous_target += [r for r in step.previous_target if r.key not in written]
+        self.plan.copy = [r for r in self.plan.copy if r.key not in {n.key for n in step.copy}] + step.copy
+
+
+class StandbyKind(StepKind[StandbyStep, StandbyOutput]):
+    spec, output = StandbyStep, StandbyOutput
+
+    def requires(self, step: StandbyStep) -> list[Requirement]:
+        dns = [Requirement(p, "dns") for p in (step.dns_source, step.dns_target) if p is not None]
+        return _storage_pair(step.source, step.target) + dns
+
+    def _options(self, step: StandbyStep, ctx: Context) -> StandbyOptions:
+        return StandbyOptions(
+            sync=SyncOptions(workers=step.workers, bucket_map=dict(step.bucket_map)),
+            interval=step.interval,
+            use_feed=step.use_feed,
+            status_every=1.0,
+        )
+
+    def _writes(self, step: StandbyStep, ctx: Context) -> DrillWrites | None:
+        spec = step.drill_writes
+        if spec is None:
+            return None
+        run = ctx.state.run_id if ctx.state is not None else "plan"
+        return DrillWrites(spec.bucket, f"{spec.prefix}{run}/", spec.rate, spec.size)
+
+    def plan(self, step: StandbyStep, ctx: Context) -> Planned[StandbyOutput]:
+        report = commands.sync(ctx.providers, step.source, step.target, SyncOptions(dry_run=True)).report
+        changes = report.changes()
+        changes.append(Change(Action.WAIT, f"standby {step.source} -> {step.target} for {step.follow_for:g} s"))
+        writes = self._writes(step, ctx)
+        if writes is not None:
+            changes.append(
+                Change(
+                    Action.CREATE,
+                    f"drill writes {step.source.split(':')[0]}:{writes.bucket}/{writes.prefix}",
+                    after={"per_second": writes.rate, "bytes": writes.size},
+                )
+            )
+        if step.zone is not None and step.dns_source and step.dns_target:
+            with open_dns(ctx.providers, step.dns_source) as source, open_dns(ctx.providers, step.dns_target) as target:
+                changes += plan_prepare(source, target, step.zone, [], ttl=60).changes()
+        return Planned(changes, _sync_problems(report), [], StandbyOutput(mode="planned"))
+
+    def apply(self, step: StandbyStep, ctx: Context) -> Outcome[StandbyOutput]:
+        writes = self._writes(step, ctx)
+        ctx.checkpoint(StandbyOutput(drill_prefix=writes.prefix if writes else None))
+        with contextlib.ExitStack() as stack:
+            follower = None
+            if step.zone is not None and step.dns_source and step.dns_target:
+                source = stack.enter_context(open_dns(ctx.providers, step.dns_source))
+                target = stack.enter_context(open_dns(ctx.providers, step.dns_target))
+                follower = _ZoneFollower(source, target, step.zone)
+                follower.follow()
+            result = run_drill(
+                ctx.providers,
+                step.source,
+                step.target,
+                self._options(step, ctx),
+                follow_for=step.follow_for,
+                writes=writes,
+                note=lambda message: ctx.progress(f"  {message}"),
+                during=follower.follow if follower is not None else lambda: None,
+            )
+        outputs = StandbyOutput(
+            notice_at=result.notice_at,
+            recovery_point_s=result.recovery_point_s,
+            claimed_recovery_point_s=result.claimed_recovery_point_s,
+            writes=result.writes,
+            missing_at_cutover=result.missing,
+            missing_count=result.missing_count,
+            mode=result.mode,
+            copies=result.copies,
+            drill_prefix=writes.prefix if writes else None,
+            dns=follower.plan.to_json() if follower is not None and follower.plan is not None else None,
+        )
+        summary = (
+            f"followed {step.source} for {result.followed_s:.1f} s ({result.mode}), {result.copies} copied; "
+            f"cut over: recovery point {result.recovery_point_s:.1f} s"
+        )
+        if writes is not None:
+            summary += f" ({result.missing_count} of {result.writes} drill writes not on the target)"
+        if follower is not None and follower.errors:
+            ctx.checkpoint(outputs)
+            raise StepFailed(step.id, f"{summary}; the zone could not follow: {follower.errors[-1]}")
+        return Outcome("changed", summary, outputs, {"standby": outputs.model_dump()})
+
+    def plan_undo(self, step: StandbyStep, outputs: StandbyOutput) -> list[Change]:
+        changes = undo_of(prepare_from_json(outputs.dns).changes()) if outputs.dns else []
+        if outputs.drill_prefix and step.drill_writes is not None:
+            changes.append(Change(Action.DELETE, f"drill writes under {outputs.drill_prefix} on both sides"))
+        return changes
+
+    def undo(self, step: StandbyStep, ctx: Context, outputs: StandbyOutput) -> str | None:
+        done = []
+        if outputs.dns and step.dns_source and step.dns_target:
+            with open_dns(ctx.providers, step.dns_source) as source, open_dns(ctx.providers, step.dns_target) as target:
+                rollback_prepare(prepare_from_json(outputs.dns), source, target)
+            done.append(f"{step.zone} on {step.dns_target} put back")
+        if outputs.drill_prefix and step.drill_writes is not None:
+            spec = step.drill_writes
+            writes = DrillWrites(spec.bucket, outputs.drill_prefix, spec.rate, spec.size)
+            removed = remove_drill_writes(ctx.providers, step.source, step.target, writes, dict(step.bucket_map))
+            done.append(f"{removed} drill write(s) removed")
+        return "; ".join(done) or None
+
+
 KINDS: tuple[StepKind[Any, Any], ...] = (
     InventoryKind(),
     SyncKind(),
     VerifyKind(),
     RehostKind(),
+    StandbyKind(),
     HealthKind(),
     DnsPrepareKind(),
     DnsCutoverKind(),

@@ -7,11 +7,13 @@
 * :class:`MemoryDns` and :class:`MemoryCompute` (provider type ``memory`` of the DNS and compute
   services): zones and instances in memory, passing their conformance suites, for in-process tests
   of the playbook runner, cutover and rollback.
+* :class:`MemoryFeed` (feed type ``memory``): the change events of a memory store's buckets, for
+  tests of ``failover standby``; :meth:`MemoryFeed.drop` loses events as a faulty feed would.
 
 Importing this package does not import pytest; the plugin module is loaded only by pytest.
 """
 
-from .memory import Faults, MemoryOptions, MemoryStore
+from .memory import Faults, MemoryFeed, MemoryFeedOptions, MemoryOptions, MemoryStore
 from .memory_services import MemoryCompute, MemoryComputeOptions, MemoryDns, MemoryDnsOptions, reset_services
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "MemoryComputeOptions",
     "MemoryDns",
     "MemoryDnsOptions",
+    "MemoryFeed",
+    "MemoryFeedOptions",
     "MemoryOptions",
     "MemoryStore",
     "reset_services",

@@ -8,6 +8,7 @@ Enable the plugin with ``pytest -p failover.testing``, or in your pytest configu
     def test_we_can_leave(failover_seeded_lab, run_drill):
         report = run_drill("playbooks/drill.yaml", variables={"recovery_budget_s": "300"})
         assert report.ok, report.breaches or report.outcome
+        assert report.recovery_point_s is not None and report.recovery_point_s < 30  # a standby step measured it
 
 Fixtures:
 
@@ -19,7 +20,9 @@ Fixtures:
 * ``run_drill`` (function): ``run_drill(playbook, variables=..., dry_run=False, rollback_after=True)``
   runs a playbook through the same code as ``failover run`` (approvals pre-approved), with its run
   state in a temporary directory, and afterwards rolls back every run it started, so tests do not
-  leak fleets or DNS changes into each other.
+  leak fleets or DNS changes into each other. Its report has ``recovery_time_s`` (run start, or a
+  standby step's cutover, to DNS cutover confirmed) and ``recovery_point_s`` (the age of the oldest
+  source change not on the target at a standby step's cutover), next to ``budgets`` and ``breaches``.
 """
 
 from __future__ import annotations

@@ -18,10 +18,13 @@ PLAYBOOKS = Path(os.environ.get("FAILOVER_PLAYBOOKS", Path(__file__).resolve().p
 
 
 def test_we_can_leave_within_budget(failover_seeded_lab, failover_providers, run_drill):
-    report = run_drill(PLAYBOOKS / "drill.yaml", variables={"recovery_budget_s": "300"})
+    report = run_drill(PLAYBOOKS / "drill.yaml", variables={"recovery_budget_s": "300", "rpo_budget_s": "30"})
     assert report.ok, f"{report.outcome}: {report.breaches or [s.summary for s in report.steps]}"
     assert report.recovery_time_s is not None
     assert report.recovery_time_s < 300
+    # The data a cutover at the end of the standby would have lost, measured from the drill's writes.
+    assert report.recovery_point_s is not None
+    assert report.recovery_point_s < 30
 
     # What users get after the move: the target's nameserver answers with the new fleet,
     # and the app there serves media from the new store.

@@ -28,8 +28,8 @@ EXPECTED = {
         "canonical_name", "canonical_value", "portable_records", "query", "record_set",
     },
     "failover.testing": {
-        "Faults", "MemoryCompute", "MemoryComputeOptions", "MemoryDns", "MemoryDnsOptions", "MemoryOptions",
-        "MemoryStore", "reset_services",
+        "Faults", "MemoryCompute", "MemoryComputeOptions", "MemoryDns", "MemoryDnsOptions", "MemoryFeed",
+        "MemoryFeedOptions", "MemoryOptions", "MemoryStore", "reset_services",
     },
     "failover.changes": {
         "Action", "Change", "JsonValue", "change_line", "changes_from_json", "changes_to_json", "undo_of",
@@ -41,12 +41,16 @@ EXPECTED = {
     "failover.htmlreport": {"render_html", "report_kind", "write_html"},
     "failover.commands": {
         "RehostRefused", "RehostRequest", "RehostRun", "SyncRun", "plan_rehost_fleet", "rehost", "rehost_rollback",
-        "sync", "verify", "write_json", "write_report", "write_sync_json",
+        "standby", "standby_feed", "sync", "verify", "write_json", "write_report", "write_sync_json",
+    },
+    "failover.feed": {"ChangeEvent", "ChangeFeed"},
+    "failover.standby": {
+        "PendingDeletes", "Standby", "StandbyOptions", "StandbyStatus", "read_status", "status_is_fresh",
     },
     "failover.cluster": {"ClusterSpec", "parse_cluster"},
     "failover.playbook.outputs": {
         "DnsCutoverOutput", "DnsPrepareOutput", "FleetInstance", "HealthOutput", "InventoryOutput", "NoOutput",
-        "RehostOutput", "StepOutput", "SyncOutput", "VerifyOutput",
+        "RehostOutput", "StandbyOutput", "StepOutput", "SyncOutput", "VerifyOutput",
     },
     "failover.playbook.steps": {
         "KINDS", "ApprovalPending", "Context", "Outcome", "Planned", "Requirement", "StepKind", "kind_of",

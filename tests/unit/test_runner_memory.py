@@ -242,3 +242,64 @@ def test_the_run_writes_an_html_report_that_loads_alone_in_a_browser(
     assert distinct_pixels(tmp_path / "run.png") > 40
     again = _run(lab, PLAYBOOK, tmp_path)
     assert any(p.endswith("report-2.json") for p in again.report_files)
+
+
+STANDBY_DRILL = """
+version: 1
+name: standby-drill
+description: follow old, write to it, cut over, then move traffic
+on_failure: rollback
+budgets: {recovery_point_s: 30, recovery_time_s: 120, unverified_objects: 0}
+steps:
+  - {id: standby, kind: standby, source: "old:", target: "new:", follow_for: 2, interval: 0.3,
+     drill_writes: {bucket: media, rate: 20, size: 512}, zone: social.example, dns_source: old, dns_target: new}
+  - {id: prepare, kind: dns_prepare, source: old, target: new, zone: social.example, fleet_of: rehost, ttl: 30,
+     needs: [standby]}
+  - {id: copy, kind: sync, source: "old:", target: "new:", needs: [standby]}
+  - {id: rehost, kind: rehost, source: old, target: new, select: {app: social}, needs: [copy]}
+  - {id: cutover, kind: dns_cutover, source: old, target: new, zone: social.example, fleet_of: rehost, ttl: 30,
+     max_ttl_wait: 0, confirm_timeout: 5, needs: [prepare]}
+"""
+
+
+def test_a_standby_drill_reports_its_recovery_point_and_time(lab: dict[str, Any], tmp_path: Path) -> None:
+    report = _run(lab, STANDBY_DRILL, tmp_path, yes=True)
+    assert report.outcome == "succeeded", report.steps
+    standby = next(s for s in report.steps if s.id == "standby")
+    outputs = lab_state_outputs(lab, "standby")
+    assert outputs["writes"] >= 20, "about 20 writes a second for 2 s"
+    assert outputs["recovery_point_s"] is not None and report.recovery_point_s == outputs["recovery_point_s"]
+    assert 0 <= report.recovery_point_s < 30
+    assert report.budgets["recovery_point_s"] == {"budget": 30.0, "measured": report.recovery_point_s}
+    assert report.recovery_time_s is not None and report.started and report.finished
+    assert report.recovery_time_s < report.finished - report.started, "counted from the cutover, not the start"
+    assert "recovery point" in standby.summary
+    new = MemoryStore("new", MemoryOptions(space=lab["spaces"]["new-s3"]))
+    drill_keys = [i.key for i in new.list_objects("media", outputs["drill_prefix"])]
+    assert len(drill_keys) == outputs["writes"], "the final sync brought every drill write over"
+    assert _zone(lab["providers"], "new"), "the target zone followed the source zone"
+
+    rolled = _run(lab, STANDBY_DRILL, tmp_path, yes=True, rollback=True)
+    assert any("drill write(s) removed" in line for line in rolled.rollback), rolled.rollback
+    assert list(new.list_objects("media", outputs["drill_prefix"])) == []
+    old = MemoryStore("old", MemoryOptions(space=lab["spaces"]["old-s3"]))
+    assert list(old.list_objects("media", outputs["drill_prefix"])) == []
+
+
+def test_a_recovery_point_over_budget_fails_the_drill(lab: dict[str, Any], tmp_path: Path) -> None:
+    # Nothing can be copied in time: the target refuses writes while the drill writes.
+    faults = MemoryStore.space_faults(lab["spaces"]["new-s3"])
+    faults.raise_on["put"] = (-1, RuntimeError("the target refuses writes"))
+    text = STANDBY_DRILL.replace("recovery_point_s: 30", "recovery_point_s: 0.5").replace(
+        "follow_for: 2", "follow_for: 1.5"
+    )
+    report = _run(lab, text.split("  - {id: prepare")[0], tmp_path, yes=True)
+    assert report.recovery_point_s is not None and report.recovery_point_s > 0.5
+    assert any(b.startswith("recovery_point_s") for b in report.breaches), report.breaches
+    assert report.outcome != "succeeded"
+
+
+def lab_state_outputs(lab: dict[str, Any], step_id: str) -> dict[str, Any]:
+    states = list((lab["state"] / "runs").glob("*/state.json"))
+    assert len(states) == 1, states
+    return dict(json.loads(states[0].read_text())["steps"][step_id]["outputs"])
