@@ -141,7 +141,7 @@ def _summary(app: App, report: RunReport) -> None:
         app.say(f"recovery time ({start} to DNS cutover confirmed): {report.recovery_time_s:.1f} s")
     if report.recovery_point_s is not None:
         app.say(
-            f"recovery point (oldest source change not on the target at the cutover): {report.recovery_point_s:.1f} s"
+            f"recovery point (oldest source change not on the target at the cutover): {report.recovery_point_s:.2f} s"
         )
     for name, value in report.budgets.items():
         if value["budget"] is not None:

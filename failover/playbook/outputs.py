@@ -118,6 +118,8 @@ class FleetInstance(BaseModel):
     healthy: bool | None = None
     health_url: str | None = None
     """The health-check URL (a template with {address} while planned)."""
+    stopped: bool = False
+    """Left stopped (a standby fleet): the cutover starts it."""
 
 
 class RehostOutput(StepOutput):

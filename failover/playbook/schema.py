@@ -194,6 +194,11 @@ class RehostStep(StepSpec):
     on_problem: Literal["fail", "skip"] = Field(
         default="fail", description="an instance that cannot be rebuilt: fail the step before creating anything"
     )
+    leave: Literal["running", "stopped"] = Field(
+        default="running",
+        description="stopped: a standby fleet, built and health-checked, then stopped; the dns_cutover that "
+        "points traffic at it starts it (and checks it) first",
+    )
 
 
 class HealthStep(StepSpec):

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from .. import commands
 from ..changes import Action, Change, undo_of
 from ..cluster.spec import parse_cluster
-from ..compute import Compute
+from ..compute import Compute, ComputeCapability, InstanceState
 from ..config import Providers
 from ..connect import open_compute, open_dns
 from ..cutover import (
@@ -401,7 +401,17 @@ class RehostKind(StepKind[RehostStep, RehostOutput]):
             for p in plan.creatable
         ]
         outputs = RehostOutput(fleet=plan.fleet, instances=instances, planned=True)
-        return Planned(plan.changes(), problems, plan.notes(), outputs)
+        changes = plan.changes()
+        if step.leave == "stopped":
+            with open_compute(ctx.providers, step.target) as target:
+                if ComputeCapability.START_STOP not in target.capabilities:
+                    problems.append(f"{step.target} cannot stop and start instances: leave: stopped is not possible")
+            changes += [
+                Change(Action.UPDATE, f"instance {i.name} on {step.target}", {"state": "running"}, {"state": "stopped"},
+                       "a standby fleet: the cutover starts it")
+                for i in instances
+            ]  # fmt: skip
+        return Planned(changes, problems, plan.notes(), outputs)
 
     def apply(self, step: RehostStep, ctx: Context) -> Outcome[RehostOutput]:
         def before_create(plan: Any) -> None:
@@ -435,8 +445,25 @@ class RehostKind(StepKind[RehostStep, RehostOutput]):
         if unhealthy:
             ctx.checkpoint(outputs)
             raise StepFailed(step.id, f"{summary}; NOT healthy: {', '.join(unhealthy)}")
-        changed = any(a in ("created", "started") for a in actions)
+        if step.leave == "stopped":
+            outputs = self._stop_fleet(step, ctx, outputs)
+            summary += f"; {len(outputs.instances)} stopped (a standby fleet: the cutover starts it)"
+        changed = any(a in ("created", "started") for a in actions) or step.leave == "stopped"
         return Outcome("changed" if changed else "ok", summary, outputs, report.to_json())
+
+    @staticmethod
+    def _stop_fleet(step: RehostStep, ctx: Context, outputs: RehostOutput) -> RehostOutput:
+        """Stop the healthy new fleet (it was proven to work first); each instance is recorded as
+        stopped once it is."""
+        stopped = []
+        with open_compute(ctx.providers, step.target) as target:
+            for instance in outputs.instances:
+                if instance.target_id:
+                    target.stop(instance.target_id)
+                    target.wait_for(instance.target_id, InstanceState.STOPPED, timeout=step.run_timeout)
+                    instance = instance.model_copy(update={"stopped": True})
+                stopped.append(instance)
+        return outputs.model_copy(update={"instances": stopped})
 
     def plan_undo(self, step: RehostStep, outputs: RehostOutput) -> list[Change]:
         return [
@@ -628,10 +655,13 @@ class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
     def requires(self, step: DnsCutoverStep) -> list[Requirement]:
         return _dns_requires(step)
 
-    def _address_map(self, step: DnsCutoverStep, ctx: Context) -> tuple[dict[str, list[str]], list[_Pair]]:
+    def _address_map(
+        self, step: DnsCutoverStep, ctx: Context, woken: Mapping[str, _Pair] | None = None
+    ) -> tuple[dict[str, list[str]], list[_Pair]]:
         pairs = _fleet_pairs(step, ctx)
         if pairs is None:
             raise StepFailed(step.id, f"the fleet of step {step.fleet_of!r} is not known yet")
+        pairs = [(woken or {}).get(pair.name, pair) for pair in pairs]
         mapping: dict[str, list[str]] = {}
         for pair in pairs:
             if pair.old:
@@ -639,8 +669,41 @@ class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
                 mapping.setdefault(pair.old, []).append(new)
         return mapping, pairs
 
-    def _plan(self, step: DnsCutoverStep, ctx: Context, source: Dns, target: Dns) -> Any:
-        mapping, _ = self._address_map(step, ctx)
+    def _wake(self, step: DnsCutoverStep, ctx: Context) -> dict[str, _Pair]:
+        """Start the instances a rehost step left stopped (a standby fleet); their pairs with the
+        address each has now (a restarted instance may have another)."""
+        fleet = ctx.outputs_of(step.fleet_of, RehostOutput) if step.fleet_of else None
+        rehost = ctx.definitions.get(step.fleet_of or "")
+        if fleet is None or not isinstance(rehost, RehostStep) or not any(i.stopped for i in fleet.instances):
+            return {}
+        woken = {}
+        with open_compute(ctx.providers, rehost.target) as compute:
+            for instance in fleet.instances:
+                if not (instance.stopped and instance.target_id):
+                    continue
+                ctx.progress(f"  starting {instance.name} (standby fleet {fleet.fleet})")
+                compute.start(instance.target_id)
+                running = compute.wait_for(instance.target_id, InstanceState.RUNNING, timeout=rehost.run_timeout)
+                url = instance.health_url
+                if url and instance.target_address and running.address:
+                    url = url.replace(instance.target_address, running.address)
+                woken[instance.name] = _Pair(instance.name, instance.source_address, running.address, url)
+        urls = {p.health_url: p.name for p in woken.values() if p.health_url}
+        deadline = time.monotonic() + rehost.health_timeout
+        while urls:
+            failing = {u: why for u, why in _check_all(list(urls), 10.0).items() if why}
+            if not failing:
+                break
+            if time.monotonic() > deadline:
+                names = ", ".join(f"{urls[u]}: {why}" for u, why in failing.items())
+                raise StepFailed(step.id, f"the standby fleet did not become healthy after starting: {names}")
+            time.sleep(1.0)
+        return woken
+
+    def _plan(
+        self, step: DnsCutoverStep, ctx: Context, source: Dns, target: Dns, woken: Mapping[str, _Pair] | None = None
+    ) -> Any:
+        mapping, _ = self._address_map(step, ctx, woken)
         return plan_cutover(
             source,
             target,
@@ -681,7 +744,8 @@ class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
         if wait > 0:
             ctx.progress(f"  waiting {wait:.0f} s for the lowered TTLs to expire")
             time.sleep(wait)
-        _, pairs = self._address_map(step, ctx)
+        woken = self._wake(step, ctx)
+        _, pairs = self._address_map(step, ctx, woken)
         missing = [p.name for p in pairs if not p.new]
         if missing:
             raise StepFailed(step.id, f"no new address for {', '.join(missing)}")
@@ -692,7 +756,7 @@ class DnsCutoverKind(StepKind[DnsCutoverStep, DnsCutoverOutput]):
             return [f"{urls[u]}: {why}" for u, why in results.items() if why]
 
         with _dns_pair(ctx, step) as (source, target):
-            plan = self._plan(step, ctx, source, target)
+            plan = self._plan(step, ctx, source, target, woken)
             ctx.checkpoint(DnsCutoverOutput(plan=plan.to_json()))  # before any change: a crash can still roll back
             result = apply_cutover(
                 plan,
@@ -887,7 +951,7 @@ class StandbyKind(StepKind[StandbyStep, StandbyOutput]):
         )
         summary = (
             f"followed {step.source} for {result.followed_s:.1f} s ({result.mode}), {result.copies} copied; "
-            f"cut over: recovery point {result.recovery_point_s:.1f} s"
+            f"cut over: recovery point {result.recovery_point_s:.2f} s"
         )
         if writes is not None:
             summary += f" ({result.missing_count} of {result.writes} drill writes not on the target)"

@@ -303,3 +303,21 @@ def lab_state_outputs(lab: dict[str, Any], step_id: str) -> dict[str, Any]:
     states = list((lab["state"] / "runs").glob("*/state.json"))
     assert len(states) == 1, states
     return dict(json.loads(states[0].read_text())["steps"][step_id]["outputs"])
+
+
+def test_a_standby_fleet_is_left_stopped_and_the_cutover_starts_it(lab: dict[str, Any], tmp_path: Path) -> None:
+    text = PLAYBOOK.replace(
+        "select: {app: social}, needs: [copy]}", "select: {app: social}, needs: [copy], leave: stopped}"
+    )
+    plan = _run(lab, text, tmp_path, dry_run=True)
+    rehost_plan = next(s for s in plan.steps if s.id == "rehost")
+    assert sum('"stopped"' in json.dumps(c.to_json()) for c in rehost_plan.changes) == 2
+    report = _run(lab, text, tmp_path, yes=True)
+    assert report.outcome == "succeeded", report.steps
+    rehost = next(s for s in report.steps if s.id == "rehost")
+    assert "2 stopped" in rehost.summary
+    assert all(i["stopped"] for i in lab_state_outputs(lab, "rehost")["instances"])
+    new = _new_instances(lab)
+    assert {i.state.value for i in new} == {"running"}, "the cutover started the standby fleet"
+    pointed = {a for _, values in _zone(lab["providers"], "new").values() for a in values}
+    assert {i.address for i in new} <= pointed
