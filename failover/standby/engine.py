@@ -44,8 +44,11 @@ __all__ = ["PendingDeletes", "Standby", "StandbyOptions"]
 
 FEED_WAIT = 1.0
 """Longest wait for the feed's next events: the loop looks at its stop flag at least this often."""
-BATCH_WINDOW = 0.2
-"""After the first event of a batch, how long more events are gathered before the batch is copied."""
+BATCH_WINDOW = 1.0
+"""After the first event of a batch, at most how long more waiting events are received (while the
+feed has more) before the batch is copied: one pass's fixed costs (the journal, a bucket check, the
+acknowledgements) are shared by more changes when many come."""
+BATCH_EVENTS = 2000
 
 
 @dataclass
@@ -401,7 +404,7 @@ class Standby:
             events = self.feed.receive(FEED_WAIT if not self.pending else 0)
             if events:
                 deadline = time.monotonic() + BATCH_WINDOW
-                while time.monotonic() < deadline and len(events) < 1000:
+                while time.monotonic() < deadline and len(events) < BATCH_EVENTS:
                     more = self.feed.receive(0)
                     if not more:
                         break

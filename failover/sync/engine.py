@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ..capabilities import Capability
 from ..config import Providers
 from ..connect import open_store
 from ..errors import (
@@ -89,9 +90,14 @@ INTERRUPT_GRACE = 1.0
 CHANGED_DURING_RUN_MARGIN = 2.0
 """A key only one listing showed, last modified after (the source's clock at the bucket's start -
 this), was written during the run; any other difference between the two listings is theirs."""
-CONFIRM_BY_NAME = 64
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
+KEYS_BY_LISTING = 64
+"""A run over more named keys than this (a standby's feed batch) reads them with a listing of
+their range (where the source lists in order), and asks by name only for what it did not show."""
+CONFIRM_BY_NAME = 256
 """At most this many copies of a bucket are confirmed on the target by name, one small listing
-each; more are confirmed by listing the range of keys they span."""
+each (several at once); more are confirmed by listing the range of keys they span."""
 
 
 class DeleteDelay(Protocol):
@@ -962,7 +968,7 @@ class SyncEngine:
         """What a worker needs to copy ``listed``. An object that may go as a multipart upload gets
         its upload intent recorded here first: if the worker is lost, the worker that takes the
         chunk over (or the next run) finds the upload by it, and aborts or resumes it."""
-        from ..capabilities import Capability
+
         from ..cluster.tasks import CopyItem
 
         row = listed.row
@@ -976,7 +982,6 @@ class SyncEngine:
     def _spreads(self, listed: Listed, reverify: bool) -> bool:
         """Whether ``listed`` goes as part ranges over several workers: large, new on the target,
         and with no upload of an earlier run to resume (those go whole to one worker)."""
-        from ..capabilities import Capability
 
         row = listed.row
         if reverify or row.upload_id or row.upload_started or listed.target_size is not None:
@@ -1029,9 +1034,16 @@ class SyncEngine:
         """The source bucket's objects: one listing here, or, on a cluster (for stores that list in
         byte order), shards listed by the workers in parallel, in the order they finish."""
         if self.options.keys is not None:
-            for key in sorted(self.options.keys.get(pair.src_bucket, ())):
-                if key.startswith(pair.src_prefix):
-                    info = self._head_source(pair.src_bucket, key)
+            keys = sorted(k for k in self.options.keys.get(pair.src_bucket, ()) if k.startswith(pair.src_prefix))
+            unlisted = keys
+            if len(keys) > KEYS_BY_LISTING and Capability.SORTED_LISTING in self.source.capabilities:
+                found = self._listed_range(pair.src_bucket, keys)
+                yield from found.values()
+                unlisted = [key for key in keys if key not in found]
+            # Each key the range listing did not show is asked by name: deleted, or left out by it.
+            for start in range(0, len(unlisted), BATCH):
+                batch = unlisted[start : start + BATCH]
+                for info in self._each(lambda key: self._head_source(pair.src_bucket, key), batch):
                     if info is not None:
                         yield info
             return
@@ -1141,8 +1153,10 @@ class SyncEngine:
         except ProviderError as error:
             report.error(pair.dst_bucket, f"could not list the target to confirm the copies: {error}")
             return
-        for dst_key, (src_key, size) in sorted(expected.items()):
-            shown = self._listed_as(pair.dst_bucket, dst_key)
+        unshown = sorted(expected.items())
+        for (dst_key, (src_key, size)), shown in zip(
+            unshown, self._each(lambda item: self._listed_as(pair.dst_bucket, item[0]), unshown), strict=True
+        ):
             if shown == (dst_key, size):
                 continue  # the range listing left it out; asked by name, the target shows it
             detail = (
@@ -1154,6 +1168,35 @@ class SyncEngine:
             journal.event("failed", pair.src_bucket, src_key, detail)
             report.add(bucket, unconfirmed=1)
             report.name_key("unconfirmed", src_key, detail)
+
+    def _listed_range(self, bucket: str, keys: list[str]) -> dict[str, ObjectInfo]:
+        """The objects of sorted ``keys`` that one listing over their range shows (a page holds
+        up to a thousand, where asking by name costs a request each). The listing stops at the
+        last key, or once it has shown several times as many other keys as wanted: sparse keys in
+        a large bucket are asked by name instead."""
+        wanted = set(keys)
+        first, last = keys[0], keys[-1]
+        before = first[:-1] + chr(ord(first[-1]) - 1) if first[-1] > "\x00" else first[:-1]
+        found: dict[str, ObjectInfo] = {}
+        others = 0
+        for info in self.source.list_objects(bucket, _common_prefix(first, last), start_after=before or None):
+            if info.key > last:
+                break
+            if info.key in wanted:
+                found[info.key] = info
+            else:
+                others += 1
+                if others > 4 * len(keys):
+                    break
+        return found
+
+    def _each(self, ask: Callable[[_Item], _Answer], items: list[_Item]) -> list[_Answer]:
+        """``ask`` about each item, several at once (requests by name: HEADs, small listings), in
+        the items' order."""
+        if len(items) <= 1:
+            return [ask(item) for item in items]
+        with concurrent.futures.ThreadPoolExecutor(min(self.options.workers, 16, len(items))) as pool:
+            return list(pool.map(ask, items))
 
     def _listed_as(self, bucket: str, key: str) -> tuple[str, int] | None:
         """(name, size) the target shows for ``key``: listed with the key as the prefix, or, when the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -231,17 +232,24 @@ class SqsFeed(ChangeFeed):
                 hint="failover standby --setup-feed adds the notification (keeping the buckets' others)",
             )
 
-    def receive(self, wait: float) -> list[ChangeEvent]:
-        url, _ = self._known_queue()
+    def _receive(self, url: str, wait: int) -> list[dict[str, Any]]:
         with converted("receive_message", self.options.queue):
             reply = self._sqs.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=self.options.batch,
-                WaitTimeSeconds=max(0, min(20, int(wait))),
+                QueueUrl=url, MaxNumberOfMessages=self.options.batch, WaitTimeSeconds=wait
             )
+        return list(reply.get("Messages", []))
+
+    def receive(self, wait: float) -> list[ChangeEvent]:
+        url, _ = self._known_queue()
+        messages = self._receive(url, max(0, min(20, int(wait))))
+        if len(messages) >= self.options.batch and self.options.parallel > 1:
+            # A full batch: more are waiting. SQS gives at most 10 a call; ask several times at once.
+            with ThreadPoolExecutor(self.options.parallel) as pool:
+                for more in pool.map(lambda _: self._receive(url, 0), range(self.options.parallel)):
+                    messages += more
         events: list[ChangeEvent] = []
         empty = []
-        for message in reply.get("Messages", []):
+        for message in messages:
             found = parse_message(str(message.get("Body", "")), str(message["ReceiptHandle"]))
             if found:
                 events.extend(found)
@@ -254,10 +262,18 @@ class SqsFeed(ChangeFeed):
     def ack(self, events: Sequence[ChangeEvent]) -> None:
         url, _ = self._known_queue()
         receipts = sorted({event.receipt for event in events})
-        for start in range(0, len(receipts), 10):
+
+        def delete(start: int) -> None:
             entries = [{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(receipts[start : start + 10])]
             with converted("delete_message_batch", self.options.queue):
                 self._sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+
+        batches = range(0, len(receipts), 10)
+        if len(batches) <= 1:
+            list(map(delete, batches))
+            return
+        with ThreadPoolExecutor(min(4, len(batches))) as pool:  # SQS takes 10 per call
+            list(pool.map(delete, batches))
 
     def backlog(self) -> int | None:
         url, _ = self._known_queue()

@@ -35,6 +35,7 @@ class SqsFeedOptions(AwsOptions):
         description="the Id of the notification configuration failover adds to each bucket (and removes)",
     )
     batch: int = Field(default=10, ge=1, le=10, description="messages received per call (SQS allows 10)")
+    parallel: int = Field(default=4, ge=1, le=16, description="calls at once while the queue has more (a backlog)")
     visibility_timeout: int = Field(
         default=120, ge=5, le=43200, description="seconds a received event is hidden before it is delivered again"
     )
