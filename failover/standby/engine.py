@@ -32,7 +32,7 @@ from typing import Any
 
 from ..config import Providers
 from ..connect import open_feed
-from ..errors import ConfigError, FailoverError, NotFound, ProviderError
+from ..errors import AuthError, ConfigError, FailoverError, NotFound, ProviderError
 from ..feed import ChangeEvent, ChangeFeed
 from ..files import write_atomic
 from ..location import Location
@@ -292,6 +292,8 @@ class Standby:
         try:
             report = engine.run()
         except FailoverError as error:
+            if isinstance(error, NotFound | AuthError) and not self.status.reconciliations:
+                raise  # a source that is not there, or credentials refused, at the start: say so and end
             if isinstance(error, ProviderError) or not isinstance(error, ConfigError):
                 self._failed(kind, str(error))
                 return None

@@ -196,3 +196,29 @@ def test_without_a_feed_it_follows_by_listing(setup: dict[str, Any]) -> None:
     assert lag < 1 + 5
     assert standby.status()["mode"] == "listing"
     standby.stop()
+
+
+def test_bad_input_is_refused_with_a_message(setup: dict[str, Any]) -> None:
+    bucket, env = setup["bucket"], setup["env"]
+    no_feed = run_cli("standby", f"onprem:{bucket}", f"aws:{bucket}", "--setup-feed", env=env)
+    assert no_feed.code == 2 and "declares no change feed" in no_feed.stderr
+    missing = run_cli("standby", "aws:no-such-bucket-here", f"onprem:{bucket}", env=env, timeout=60)
+    assert missing.code == 3 and "does not exist" in missing.stderr
+    which = run_cli("standby", "status", env=env)
+    assert which.code == 2 and "--status-file" in which.stderr
+    metrics = run_cli("standby", f"aws:{bucket}", f"onprem:{bucket}", "--metrics", "nowhere", env=env)
+    assert metrics.code == 2 and "HOST:PORT" in metrics.stderr
+    duration = run_cli("standby", f"aws:{bucket}", f"onprem:{bucket}", "--interval", "soon", env=env)
+    assert duration.code == 2 and "not a duration" in duration.stderr
+
+
+def test_dry_run_plans_and_changes_nothing(setup: dict[str, Any]) -> None:
+    aws, onprem, bucket = setup["aws"], setup["onprem"], setup["bucket"]
+    result = run_cli("standby", f"aws:{bucket}", f"onprem:{bucket}", "--setup-feed", "--dry-run", "--json",
+                     env=setup["env"])  # fmt: skip
+    assert result.code == 0, result.stderr
+    plan = result.json
+    assert plan["kind"] == "standby-plan" and plan["initial_sync"]["totals"]["to_copy"] == 5
+    assert any(c["resource"].startswith("queue ") for c in plan["feed_setup"])
+    assert "QueueConfigurations" not in aws.get_bucket_notification_configuration(Bucket=bucket)
+    assert bucket not in [b["Name"] for b in onprem.list_buckets()["Buckets"]]
