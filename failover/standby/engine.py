@@ -37,6 +37,7 @@ from ..feed import ChangeEvent, ChangeFeed
 from ..files import write_atomic
 from ..location import Location
 from ..sync import SyncEngine, SyncOptions, SyncReport, default_journal_path, open_locations
+from ..sync.engine import SilentProgress
 from ..sync.plan import plan_buckets
 from .status import Outage, StandbyStatus
 
@@ -121,11 +122,11 @@ class PendingDeletes:
         write_atomic(self.path, json.dumps({b: k for b, k in self.first_seen.items() if k}, indent=1) + "\n")
 
 
-class _PassProgress:
-    """The engine's progress hooks, counted into the status as copies finish."""
+class _PassProgress(SilentProgress):
+    """The engine's progress hooks for one pass: what it planned and finished (for the lag), and
+    its notes passed on."""
 
-    def __init__(self, status: StandbyStatus, note: Callable[[str], None]) -> None:
-        self.status = status
+    def __init__(self, note: Callable[[str], None]) -> None:
         self._note = note
         self.planned_objects = 0
         self.planned_bytes = 0
@@ -139,15 +140,6 @@ class _PassProgress:
     def advanced(self, objects: int, size: int) -> None:
         self.done_objects += objects
         self.done_bytes += size
-
-    def checked(self, objects: int, size: int) -> None:
-        pass
-
-    def watch_in_flight(self, count: Callable[[], int]) -> None:
-        pass
-
-    def transferring(self, size: int) -> None:
-        pass
 
     def note(self, message: str) -> None:
         self._note(message)
@@ -282,7 +274,7 @@ class Standby:
 
     def _run_engine(self, options: SyncOptions, kind: str) -> SyncReport | None:
         """One engine run; None when it could not start (an outage), after recording it."""
-        progress = _PassProgress(self.status, self.note)
+        progress = _PassProgress(self.note)
         self._progress = progress
         engine = SyncEngine(self.source_store, self.target_store, self.src, self.dst, options, progress)
         self._engine = engine
