@@ -34,6 +34,7 @@ from ..config import Providers
 from ..connect import open_feed
 from ..errors import AuthError, ConfigError, FailoverError, NotFound, ProviderError
 from ..feed import ChangeEvent, ChangeFeed
+from ..filelock import LockBusy, held_or_refused
 from ..files import write_atomic
 from ..location import Location
 from ..sync import SyncEngine, SyncOptions, SyncReport, default_journal_path, open_locations
@@ -186,6 +187,8 @@ class Standby:
         self._last_complete_listing: float | None = None
         self._outage: Outage | None = None
         self._progress: _PassProgress | None = None
+        self._followed_buckets: set[str] | None = None
+        self._followed_at = 0.0
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -201,6 +204,12 @@ class Standby:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def _followed(self) -> set[str]:
+        if self._followed_buckets is None or time.monotonic() - self._followed_at > self.options.interval * 10:
+            self._followed_buckets = set(self.buckets())
+            self._followed_at = time.monotonic()
+        return self._followed_buckets
+
     def buckets(self) -> list[str]:
         """The source buckets followed (every bucket of the provider for ``PROVIDER:``)."""
         if self.src.bucket is not None:
@@ -210,7 +219,26 @@ class Standby:
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> StandbyStatus:
-        """Follow the source until :meth:`request_stop`; returns the final status."""
+        """Follow the source until :meth:`request_stop`; returns the final status. One standby per
+        pair: a second one is refused (two would share one status file and one delete clock)."""
+        try:
+            with held_or_refused(self.journal_path.with_suffix(".standby.lock")):
+                return self._run()
+        except LockBusy as busy:
+            self._close()
+            raise ConfigError(
+                f"another standby already follows {self.src} -> {self.dst} ({busy.holder})",
+                hint="stop it first (SIGTERM); a new one resumes from the same journal",
+            ) from None
+
+    def _close(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
+        self.source_store.close()
+        if self.target_store is not self.source_store:
+            self.target_store.close()
+
+    def _run(self) -> StandbyStatus:
         writer = threading.Thread(target=self._write_status_loop, name="standby-status", daemon=True)
         writer.start()
         try:
@@ -244,11 +272,7 @@ class Standby:
             self.status.update(phase="stopped")
             self._refresh_lag()
             self._write_status()
-            if self.feed is not None:
-                self.feed.close()
-            self.source_store.close()
-            if self.target_store is not self.source_store:
-                self.target_store.close()
+            self._close()
         return self.status
 
     def _choose_mode(self) -> None:
@@ -411,6 +435,10 @@ class Standby:
             self._failed("feed", str(error))
             return False
         self.status.update(feed_backlog=backlog)
+        followed = self._followed()
+        # Another standby's events (a queue shared by mistake) are left alone: not tracked, not
+        # acknowledged, so that they are delivered again (to it, eventually).
+        events = [event for event in events if event.bucket in followed]
         for event in events:
             self.pending.setdefault((event.bucket, event.key), []).append(event)
             if event.kind == "delete" and self.options.propagate_deletes:

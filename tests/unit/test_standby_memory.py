@@ -18,7 +18,7 @@ import pytest
 
 from failover import commands
 from failover.config import Providers, load_providers
-from failover.errors import ConnectionLost
+from failover.errors import ConfigError, ConnectionLost
 from failover.standby import PendingDeletes, StandbyOptions, StandbyStatus, read_status, status_is_fresh
 from failover.sync import SyncOptions
 from failover.testing import MemoryStore
@@ -317,3 +317,15 @@ def test_metrics_are_served_in_prometheus_text(pair: dict[str, Any]) -> None:
     assert 'failover_standby_copies_total{source="plain:media",target="dst:media"} 1.0' in text
     assert "failover_standby_oldest_unreplicated_change_age_seconds" in text
     assert "failover_standby_behind_objects" in text
+
+
+def test_a_second_standby_on_the_same_pair_is_refused(pair: dict[str, Any]) -> None:
+    first = Running(pair["providers"], "plain:media", _standby_options(pair["tmp"]))
+    _until(lambda: _phase(pair) == "following")
+    second = Running(
+        pair["providers"], "plain:media", _standby_options(pair["tmp"], status_file=pair["tmp"] / "b.json")
+    )
+    second.thread.join(10)
+    assert isinstance(second.error, ConfigError) and "another standby already follows" in second.error.message
+    assert "pid" in second.error.message
+    assert first.stop().phase == "stopped"
