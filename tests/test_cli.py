@@ -34,6 +34,7 @@ def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
         ("aws", "compute"),
         ("aws", "account"),
         ("aws", "dns"),
+        ("aws", "feed"),
         ("aws-west", "compute"),
         ("onprem", "storage"),
         ("onprem", "compute"),

@@ -95,9 +95,9 @@ _Answer = TypeVar("_Answer")
 KEYS_BY_LISTING = 64
 """A run over more named keys than this (a standby's feed batch) reads them with a listing of
 their range (where the source lists in order), and asks by name only for what it did not show."""
-CONFIRM_BY_NAME = 256
-"""At most this many copies of a bucket are confirmed on the target by name, one small listing
-each (several at once); more are confirmed by listing the range of keys they span."""
+CONFIRM_BY_NAME = 64
+"""A run over named keys (a standby's feed batch) with at most this many copies confirms them by
+name, one small listing each (several at once), instead of listing the range they span."""
 
 
 class DeleteDelay(Protocol):
@@ -1143,7 +1143,10 @@ class SyncEngine:
                 break  # bounded memory: confirm this many; the rest were confirmed by their writes
         prefix = _common_prefix(lowest, highest)
         try:
-            listing = self.target.list_objects(pair.dst_bucket, prefix) if len(expected) > CONFIRM_BY_NAME else ()
+            # A standby's small feed batch is confirmed key by key; anything else by listing the
+            # range of keys it copied first (what that listing leaves out is then asked by name).
+            by_name = self.options.keys is not None and len(expected) <= CONFIRM_BY_NAME
+            listing = () if by_name else self.target.list_objects(pair.dst_bucket, prefix)
             for info in listing:
                 wanted = expected.get(info.key)
                 if wanted is not None and wanted[1] == info.size:
@@ -1205,6 +1208,11 @@ class SyncEngine:
             for info in self.target.list_objects(bucket, key):
                 if info.key == key:
                     return info.key, info.size
+            if Capability.SECOND_LISTING in self.target.capabilities:
+                # A listing that left it out is asked the other way before "another name" is said.
+                for info in self.target.list_objects_second_way(bucket, key):
+                    if info.key == key:
+                        return info.key, info.size
             head = self.target.head(bucket, key)
         except ProviderError:
             return None
