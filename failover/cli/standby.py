@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -145,11 +145,9 @@ def follow(
     if dry_run:
         run = commands.sync(app.providers, source, target, replace(sync_options, dry_run=True))
         data = run.report.to_json()
-        feed: list[dict[str, Any]] = []
-        if setup_feed:
-            feed = changes_to_json(commands.standby_feed(app.providers, source, "plan"))
+        feed = commands.standby_feed(app.providers, source, "plan") if setup_feed else []
         if app.json:
-            app.emit_json({"kind": "standby-plan", "initial_sync": data, "feed_setup": feed})
+            app.emit_json({"kind": "standby-plan", "initial_sync": data, "feed_setup": changes_to_json(feed)})
         else:
             totals = data["totals"]
             app.say(
@@ -158,7 +156,7 @@ def follow(
                 f"{totals['unchanged']} unchanged"
             )
             for change in feed:
-                app.say(f"feed: {change['action']} {change['resource']}")
+                app.say(f"feed: {change_line(change)}")
         return 0
     if setup_feed:
         _feed_changes(app, source, "setup")
@@ -178,7 +176,9 @@ def follow(
     return 0
 
 
-def _feed_changes(app: App, source: str, action: Any, *, teardown: bool = False) -> int:
+def _feed_changes(
+    app: App, source: str, action: Literal["plan", "setup", "teardown"], *, teardown: bool = False
+) -> int:
     changes = commands.standby_feed(app.providers, source, action)
     if teardown and app.json:
         app.emit_json({"kind": "standby-feed", "changes": changes_to_json(changes)})

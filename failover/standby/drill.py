@@ -10,6 +10,7 @@ is reported beside it (``claimed_recovery_point_s``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -21,6 +22,7 @@ from ..config import Providers
 from ..connect import open_store
 from ..errors import NotFound, ProviderError
 from ..location import parse_location
+from ..storage import ObjectStore
 from ..sync.plan import plan_buckets
 from .engine import Standby, StandbyOptions
 
@@ -57,8 +59,8 @@ class _Writer:
         self.store = open_store(providers, provider)
         self.writes = writes
         self.done: list[tuple[str, float, str]] = []
-        """(key, when written, sha256) of each write that the source acknowledged."""
-        self.errors: list[str] = []
+        """(key, when written, sha256) of each write that the source acknowledged (a refused write
+        is no change of the source: it is not counted)."""
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="drill-writer", daemon=True)
 
@@ -69,11 +71,9 @@ class _Writer:
         while not self._stop.is_set():
             body = os.urandom(self.writes.size)
             key = f"{self.writes.prefix}{n:06d}"
-            try:
+            with contextlib.suppress(ProviderError):
                 self.store.put(self.writes.bucket, key, body)
                 self.done.append((key, time.time(), hashlib.sha256(body).hexdigest()))
-            except ProviderError as error:
-                self.errors.append(str(error))
             n += 1
             following += period
             self._stop.wait(max(0.0, following - time.monotonic()))
@@ -85,10 +85,7 @@ class _Writer:
         return time.time()
 
 
-def _on_target(target: object, bucket: str, key: str, digest: str) -> bool:
-    from ..storage import ObjectStore
-
-    assert isinstance(target, ObjectStore)
+def _on_target(target: ObjectStore, bucket: str, key: str, digest: str) -> bool:
     try:
         with target.open(bucket, key) as reader:
             found = hashlib.sha256()
@@ -117,13 +114,10 @@ def run_drill(
     thread.start()
     writer = None
     try:
-        while runner.status.phase in ("starting", "initial sync", "backing off") and thread.is_alive():
-            if runner.status.reconciliations:
-                break
+        while not runner.status.reconciliations and thread.is_alive():  # the initial sync
             time.sleep(0.1)
-        src, dst = parse_location(source), parse_location(target)
         if writes is not None:
-            writer = _Writer(providers, src.provider, writes)
+            writer = _Writer(providers, runner.src.provider, writes)
             writer.thread.start()
         started = time.monotonic()
         while time.monotonic() - started < follow_for and thread.is_alive():
@@ -134,13 +128,7 @@ def run_drill(
         # Without writes of its own, the recovery point is what the standby knew to be behind.
         result = DrillResult(notice_at, 0.0 if writes else claimed, claimed, 0, mode=runner.status.mode)
         if writer is not None:
-            pair = plan_buckets(
-                src,
-                dst,
-                [writes.bucket] if writes else [],
-                runner.target_store.capabilities.limits.valid_bucket_name,
-                options.sync.bucket_map,
-            )[0]
+            pair = runner.pairs([writer.writes.bucket])[0]
             result.writes = len(writer.done)
             missing = [
                 (key, when)

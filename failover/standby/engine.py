@@ -39,7 +39,7 @@ from ..files import write_atomic
 from ..location import Location
 from ..sync import SyncEngine, SyncOptions, SyncReport, default_journal_path, open_locations
 from ..sync.engine import SilentProgress
-from ..sync.plan import plan_buckets
+from ..sync.plan import BucketPair, plan_buckets
 from .status import Outage, StandbyStatus
 
 __all__ = ["PendingDeletes", "Standby", "StandbyOptions"]
@@ -159,7 +159,6 @@ class Standby:
         options: StandbyOptions,
         note: Callable[[str], None] = lambda message: None,
     ) -> None:
-        self.providers = providers
         self.options = options
         self.note = note
         self._stop = threading.Event()
@@ -392,15 +391,13 @@ class Standby:
         self.status.update(phase="following")
         return True
 
+    def pairs(self, src_buckets: list[str]) -> list[BucketPair]:
+        """Where each source bucket lands on the target, as the sync engine maps it."""
+        limits = self.target_store.capabilities.limits
+        return plan_buckets(self.src, self.dst, src_buckets, limits.valid_bucket_name, self.options.sync.bucket_map)
+
     def _target_buckets(self) -> list[str]:
-        pairs = plan_buckets(
-            self.src,
-            self.dst,
-            self.buckets(),
-            self.target_store.capabilities.limits.valid_bucket_name,
-            self.options.sync.bucket_map,
-        )
-        return [pair.dst_bucket for pair in pairs]
+        return [pair.dst_bucket for pair in self.pairs(self.buckets())]
 
     def _listing_pass(self) -> bool:
         started = time.time()
@@ -442,9 +439,8 @@ class Standby:
         for event in events:
             self.pending.setdefault((event.bucket, event.key), []).append(event)
             if event.kind == "delete" and self.options.propagate_deletes:
-                self.deletes.seen_deleted(
-                    self._dst_bucket(event.bucket), self._dst_key(event.bucket, event.key), event.time
-                )
+                pair = self.pairs([event.bucket])[0]
+                self.deletes.seen_deleted(pair.dst_bucket, pair.dst_key(event.key), event.time)
         self._refresh_lag()
         if not self.pending:
             self._recovered()
@@ -472,12 +468,8 @@ class Standby:
             return False
         if self.stopping and not report.complete:
             return True
-        looked_up = {b.source.split(":", 1)[1].split("/", 1)[0] for b in report.buckets if b.listing_complete}
-        settled = [
-            (name, events)
-            for name, events in self.pending.items()
-            if name[0] in looked_up and name not in failed and not report.aborted
-        ]
+        # Every key was looked up (a failed lookup makes the pass an outage: report is None).
+        settled = [(name, events) for name, events in self.pending.items() if name not in failed]
         try:
             self.feed.ack([event for _, events in settled for event in events])
         except ProviderError as error:
@@ -488,19 +480,6 @@ class Standby:
         if not self.pending:
             self._recovered()
         return not self.pending or bool(settled)
-
-    def _dst_bucket(self, src_bucket: str) -> str:
-        return self.options.sync.bucket_map.get(src_bucket, self.dst.bucket or src_bucket)
-
-    def _dst_key(self, src_bucket: str, key: str) -> str:
-        pairs = plan_buckets(
-            self.src,
-            self.dst,
-            [src_bucket],
-            self.target_store.capabilities.limits.valid_bucket_name,
-            self.options.sync.bucket_map,
-        )
-        return pairs[0].dst_key(key) if pairs else key
 
     # -- lag and outages ---------------------------------------------------------------------------
 

@@ -968,7 +968,6 @@ class SyncEngine:
         """What a worker needs to copy ``listed``. An object that may go as a multipart upload gets
         its upload intent recorded here first: if the worker is lost, the worker that takes the
         chunk over (or the next run) finds the upload by it, and aborts or resumes it."""
-
         from ..cluster.tasks import CopyItem
 
         row = listed.row
@@ -982,7 +981,6 @@ class SyncEngine:
     def _spreads(self, listed: Listed, reverify: bool) -> bool:
         """Whether ``listed`` goes as part ranges over several workers: large, new on the target,
         and with no upload of an earlier run to resume (those go whole to one worker)."""
-
         row = listed.row
         if reverify or row.upload_id or row.upload_started or listed.target_size is not None:
             return False
@@ -1205,12 +1203,12 @@ class SyncEngine:
         """(name, size) the target shows for ``key``: listed with the key as the prefix, or, when the
         listing does not show it but a read by name finds it, a placeholder for "another name"."""
         try:
-            for info in self.target.list_objects(bucket, key):
-                if info.key == key:
-                    return info.key, info.size
+            # A listing that left it out is asked the other way before "another name" is said.
+            listings = [self.target.list_objects]
             if Capability.SECOND_LISTING in self.target.capabilities:
-                # A listing that left it out is asked the other way before "another name" is said.
-                for info in self.target.list_objects_second_way(bucket, key):
+                listings.append(self.target.list_objects_second_way)
+            for listing in listings:
+                for info in listing(bucket, key):
                     if info.key == key:
                         return info.key, info.size
             head = self.target.head(bucket, key)
