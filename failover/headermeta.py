@@ -13,7 +13,7 @@ import email.utils
 import re
 from datetime import UTC, datetime
 
-__all__ = ["decode_value", "encode_value", "http_date"]
+__all__ = ["decode_identifier", "decode_value", "encode_identifier", "encode_value", "http_date"]
 
 _ENCODED_WORD = re.compile(r"=\?utf-8\?([bq])\?([^?]*)\?=", re.IGNORECASE)
 
@@ -40,6 +40,52 @@ def decode_value(value: str) -> str:
         return raw.encode("latin-1").decode()
     except (ValueError, UnicodeError):
         return value
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def encode_identifier(name: str) -> str:
+    """A metadata name as an identifier (letters, digits, "_"; not starting with a digit), for stores
+    whose metadata names must be C# identifiers (Azure Blob storage). Every other character becomes
+    ``_xHHHH_`` (its UTF-16 code unit, as .NET's XmlConvert.EncodeName writes it), and so does a "_"
+    that starts ``_x``, so that every name decodes back to itself: "failover-sha256" is stored as
+    "failover_x002D_sha256". Names that are identifiers already are kept as they are."""
+    if _IDENTIFIER.fullmatch(name) and "_x" not in name:
+        return name
+    out: list[str] = []
+    for index, char in enumerate(name):
+        keep = char.isascii() and (char.isalpha() or char == "_" or (char.isdigit() and index > 0))
+        if char == "_" and name[index + 1 : index + 2] == "x":
+            keep = False
+        if keep:
+            out.append(char)
+        else:
+            units = char.encode("utf-16-be")
+            out.extend(f"_x{units[i : i + 2].hex().upper()}_" for i in range(0, len(units), 2))
+    return "".join(out)
+
+
+def decode_identifier(name: str) -> str:
+    """The name :func:`encode_identifier` was given (a name with no escapes is returned as it is)."""
+    if "_x" not in name:
+        return name
+    units = bytearray()
+    out: list[str] = []
+    position = 0
+    for match in _ESCAPE.finditer(name):
+        if match.start() != position:
+            if units:
+                out.append(units.decode("utf-16-be", errors="replace"))
+                units.clear()
+            out.append(name[position : match.start()])
+        units += bytes.fromhex(match.group(1))
+        position = match.end()
+    if units:
+        out.append(units.decode("utf-16-be", errors="replace"))
+    out.append(name[position:])
+    return "".join(out)
 
 
 def http_date(value: str | None) -> datetime | None:

@@ -24,7 +24,7 @@ from failover.files import write_atomic
 from failover.registry import declared_storage_capabilities, load_adapter, load_options_model
 
 from . import process
-from .servers import LabError, LocalStackServer, PowerDnsServer, S3Server, Server, ServerState
+from .servers import AzuriteServer, LabError, LocalStackServer, PowerDnsServer, S3Server, Server, ServerState
 
 __all__ = ["Lab", "LabInfo", "default_lab_dir"]
 
@@ -36,6 +36,7 @@ _CREDENTIAL_ENV: dict[str, tuple[str | None, str]] = {
     "localstack": ("FAILOVER_LAB_AWS_ACCESS_KEY_ID", "FAILOVER_LAB_AWS_SECRET_ACCESS_KEY"),
     "onprem-s3": ("FAILOVER_LAB_ONPREM_ACCESS_KEY_ID", "FAILOVER_LAB_ONPREM_SECRET_ACCESS_KEY"),
     "onprem-dns": (None, "FAILOVER_LAB_ONPREM_DNS_API_KEY"),
+    "azure-blob": ("FAILOVER_LAB_AZURE_ACCOUNT", "FAILOVER_LAB_AZURE_KEY"),
 }
 
 
@@ -90,7 +91,12 @@ class Lab:
         self.providers_path = self.root / "providers.yaml"
         self.instances_root = self.root / "instances"
         """Where the onprem side's local compute keeps its instances (processes on 127.0.0.x)."""
-        self.servers: list[Server] = [LocalStackServer(self.root), S3Server(self.root), PowerDnsServer(self.root)]
+        self.servers: list[Server] = [
+            LocalStackServer(self.root),
+            S3Server(self.root),
+            PowerDnsServer(self.root),
+            AzuriteServer(self.root),
+        ]
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -231,6 +237,8 @@ class Lab:
         aws_key, aws_secret = _CREDENTIAL_ENV["localstack"]
         onprem_key, onprem_secret = _CREDENTIAL_ENV["onprem-s3"]
         dns_secret = _CREDENTIAL_ENV["onprem-dns"][1]
+        azure = states["azure-blob"]
+        azure_key, azure_secret = _CREDENTIAL_ENV["azure-blob"]
         powerdns = {
             "endpoint": dns.endpoint,
             "credentials": {"secret_env": dns_secret},
@@ -292,6 +300,12 @@ class Lab:
                         **powerdns,
                         "options": {"driver": "powerdns", **powerdns["options"]},  # type: ignore[dict-item]
                     },
+                },
+                "azure": {
+                    "description": f"{azure.kind} {azure.version} at {azure.endpoint} (Azure Blob storage)",
+                    "endpoint": azure.endpoint,
+                    "credentials": {"key_env": azure_key, "secret_env": azure_secret},
+                    "storage": {"type": "libcloud", "options": {"driver": "azure_blobs"}},
                 },
                 "disk": {
                     "description": "a directory of buckets inside the lab directory",

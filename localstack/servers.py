@@ -5,6 +5,7 @@ files, or an already-running server named by an environment variable (then never
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from failover.storage import ObjectStore
 from . import process
 
 __all__ = [
+    "AzuriteServer",
     "LabError",
     "LocalStackServer",
     "PowerDnsServer",
@@ -210,6 +212,27 @@ class _Installer:
             [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", *requirements],
             f"installing {what}",
         )
+        marker.write_text(wanted)
+        return path
+
+    def npm(self, name: str, package_dir: Path, what: str) -> Path:
+        """``npm ci`` of the project's package.json and package-lock.json (in ``package_dir``) into
+        <cache>/<name>; idempotent. Returns that folder (its node_modules/.bin holds the programs)."""
+        path = self.root / name
+        marker = path / ".failover-installed"
+        files = [package_dir / "package.json", package_dir / "package-lock.json"]
+        wanted = _digest(*(f.read_text() for f in files))
+        if marker.exists() and marker.read_text() == wanted:
+            return path
+        npm = shutil.which("npm")
+        if npm is None:
+            raise LabError(f"{what} comes from the npm registry, and this machine has no npm", hint="install Node.js")
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        for file in files:
+            shutil.copyfile(file, path / file.name)
+        _run([npm, "ci", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"], f"installing {what}", cwd=path)
         marker.write_text(wanted)
         return path
 
@@ -481,6 +504,99 @@ class S3Server:
     @staticmethod
     def vendor(state: ServerState) -> str:
         return "minio" if state.kind.startswith("minio") else "seaweedfs"
+
+
+AZURITE_ACCOUNT = "failoverlab"
+ENV_AZURITE = "FAILOVER_LAB_AZURITE_ENDPOINT"
+ENV_AZURITE_ACCOUNT = "FAILOVER_LAB_AZURITE_ACCOUNT"
+ENV_AZURITE_KEY = "FAILOVER_LAB_AZURITE_KEY"
+
+
+class AzuriteServer:
+    """The ``azure`` side: Azurite, Microsoft's Azure Storage emulator (its Blob service), installed
+    with npm from the project's package-lock.json, with one storage account whose key is made for
+    this lab; or an external one (FAILOVER_LAB_AZURITE_ENDPOINT + _ACCOUNT + _KEY)."""
+
+    name = "azure-blob"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "azurite"
+
+    def external(self) -> ServerState | None:
+        endpoint = os.environ.get(ENV_AZURITE)
+        if not endpoint:
+            return None
+        return ServerState(
+            name=self.name,
+            kind="azurite (external)",
+            endpoint=endpoint.rstrip("/"),
+            access_key_id=os.environ.get(ENV_AZURITE_ACCOUNT, ""),
+            secret_access_key=os.environ.get(ENV_AZURITE_KEY, ""),
+        )
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        with _Installer(self.root) as installer:
+            package = installer.npm("azurite", _data_file("azurite"), "Azurite")
+        version = json.loads((_data_file("azurite") / "package.json").read_text())["dependencies"]["azurite"]
+        ports = reuse_ports(previous, ["blob"], avoid)
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        # An account key is 64 random bytes, base64 (as Azure's own).
+        key = previous.secret_access_key if previous else base64.b64encode(secrets.token_bytes(64)).decode()
+        env = {**os.environ, "AZURITE_ACCOUNTS": f"{AZURITE_ACCOUNT}:{key}"}
+        argv = [
+            str(package / "node_modules" / ".bin" / "azurite-blob"),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(ports["blob"]),
+            "--location",
+            str(self.home / "data"),
+            "--silent",  # no access log
+            "--disableTelemetry",
+            "--skipApiVersionCheck",  # libcloud speaks an older API version than Azurite's newest
+            "--disableProductStyleUrl",  # the account is the first path segment, never the host name
+        ]
+        log = self.home / "azurite.log"
+        pid = process.spawn(argv, cwd=self.home, env=env, log=log)
+        return ServerState(
+            name=self.name,
+            kind="azurite",
+            endpoint=f"http://127.0.0.1:{ports['blob']}",
+            version=version,
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            access_key_id=AZURITE_ACCOUNT,
+            secret_access_key=key,
+            log=str(log),
+        )
+
+    def healthy(self, state: ServerState) -> bool:
+        options = load_options_model("storage", "libcloud").model_validate({"driver": "azure_blobs"})
+        try:
+            store: ObjectStore = load_adapter("storage", "libcloud")(
+                "azure",
+                options,
+                endpoint=state.endpoint,
+                region=None,
+                key=state.access_key_id,
+                secret=state.secret_access_key,
+            )
+        except FailoverError:
+            return False
+        store.retry = NO_RETRY
+        try:
+            store.list_buckets()
+            return True
+        except FailoverError:
+            return False
+        finally:
+            store.close()
+
+    def stop(self, state: ServerState) -> None:
+        if state.pid:
+            process.stop(state.pid, timeout=5.0)
 
 
 def unpack_debian(packages: Sequence[str], cache: Path, *, hint: str) -> Path:

@@ -61,6 +61,21 @@ def raw_client(lab: LabInfo, provider: str, service: str) -> Any:
     )
 
 
+def azure_blobs(lab: LabInfo, provider: str = "azure") -> Any:
+    """Microsoft's own Azure Blob SDK (a BlobServiceClient) for a lab provider: an independent reader
+    of what failover wrote through libcloud."""
+    from azure.storage.blob import BlobServiceClient
+
+    document = yaml.safe_load(lab.providers_file.read_text())["providers"][provider]
+    account = os.environ[document["credentials"]["key_env"]]
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={account};"
+        f"AccountKey={os.environ[document['credentials']['secret_env']]};"
+        f"BlobEndpoint={document['endpoint']}/{account};"
+    )
+    return BlobServiceClient.from_connection_string(connection)
+
+
 def raw_s3(lab: LabInfo, provider: str) -> Any:
     """A boto3 S3 client for a lab provider."""
     return raw_client(lab, provider, "s3")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from failover.capabilities import Capability, KeyRewrite, StoreCapabilities, StoreLimits
 from failover.config import ServiceSpec
 from failover.errors import IntegrityError, InvalidRequest, NotFound
-from failover.headermeta import decode_value, encode_value, http_date
+from failover.headermeta import decode_identifier, decode_value, encode_identifier, encode_value, http_date
 from failover.storage import ObjectStore, RawBody, Readable
 from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
 from failover.yamlio import load_yaml
@@ -42,6 +42,7 @@ class DriverProfile(BaseModel):
     operations: tuple[Capability, ...]
     metadata: tuple[MetaField, ...]
     omit_version_param: bool = False
+    metadata_names: Literal["any", "identifier"] = "any"
     key_rewrites: dict[Capability, KeyRewrite] = {}
     description: str = ""
 
@@ -171,6 +172,12 @@ class LibcloudStore(ObjectStore):
             secret=creds.secret.reveal() if creds.secret else None,
         )
 
+    def _name_written(self, name: str) -> str:
+        return encode_identifier(name) if self.profile.metadata_names == "identifier" else name
+
+    def _name_read(self, name: str) -> str:
+        return decode_identifier(name).lower() if self.profile.metadata_names == "identifier" else name
+
     def _container(self, bucket: str) -> Container:
         return Container(name=bucket, extra={}, driver=self._driver)
 
@@ -181,7 +188,8 @@ class LibcloudStore(ObjectStore):
             meta = ObjectMeta(
                 content_type=extra.get("content_type"),
                 content_encoding=extra.get("content_encoding"),
-                user={name: decode_value(value) for name, value in (obj.meta_data or {}).items()},
+                content_language=extra.get("content_language"),
+                user={self._name_read(name): decode_value(value) for name, value in (obj.meta_data or {}).items()},
             ).only(self.capabilities.metadata)
         modified = extra.get("last_modified")
         return ObjectInfo(
@@ -269,8 +277,10 @@ class LibcloudStore(ObjectStore):
             extra["content_type"] = meta.content_type
         if meta.content_encoding:
             headers["Content-Encoding"] = meta.content_encoding
+        if meta.content_language and MetaField.CONTENT_LANGUAGE in self.capabilities.metadata:
+            headers["Content-Language"] = meta.content_language
         if meta.user:
-            extra["meta_data"] = {name: encode_value(value) for name, value in meta.user.items()}
+            extra["meta_data"] = {self._name_written(name): encode_value(value) for name, value in meta.user.items()}
         written = 0
 
         def counted() -> Iterator[bytes]:
