@@ -24,7 +24,16 @@ from failover.files import write_atomic
 from failover.registry import declared_storage_capabilities, load_adapter, load_options_model
 
 from . import process
-from .servers import AzuriteServer, LabError, LocalStackServer, PowerDnsServer, S3Server, Server, ServerState
+from .servers import (
+    AzuriteServer,
+    LabError,
+    LocalStackServer,
+    PowerDnsServer,
+    S3Server,
+    Server,
+    ServerState,
+    SwiftServer,
+)
 
 __all__ = ["Lab", "LabInfo", "default_lab_dir"]
 
@@ -37,6 +46,7 @@ _CREDENTIAL_ENV: dict[str, tuple[str | None, str]] = {
     "onprem-s3": ("FAILOVER_LAB_ONPREM_ACCESS_KEY_ID", "FAILOVER_LAB_ONPREM_SECRET_ACCESS_KEY"),
     "onprem-dns": (None, "FAILOVER_LAB_ONPREM_DNS_API_KEY"),
     "azure-blob": ("FAILOVER_LAB_AZURE_ACCOUNT", "FAILOVER_LAB_AZURE_KEY"),
+    "swift": ("FAILOVER_LAB_SWIFT_USER", "FAILOVER_LAB_SWIFT_KEY"),
 }
 
 
@@ -96,6 +106,7 @@ class Lab:
             S3Server(self.root),
             PowerDnsServer(self.root),
             AzuriteServer(self.root),
+            SwiftServer(self.root),
         ]
 
     # -- state -------------------------------------------------------------------------------------
@@ -239,6 +250,8 @@ class Lab:
         dns_secret = _CREDENTIAL_ENV["onprem-dns"][1]
         azure = states["azure-blob"]
         azure_key, azure_secret = _CREDENTIAL_ENV["azure-blob"]
+        swift = states["swift"]
+        swift_key, swift_secret = _CREDENTIAL_ENV["swift"]
         powerdns = {
             "endpoint": dns.endpoint,
             "credentials": {"secret_env": dns_secret},
@@ -306,6 +319,22 @@ class Lab:
                     "endpoint": azure.endpoint,
                     "credentials": {"key_env": azure_key, "secret_env": azure_secret},
                     "storage": {"type": "libcloud", "options": {"driver": "azure_blobs"}},
+                },
+                "swift": {
+                    "description": f"OpenStack {swift.kind} {swift.version} at {swift.endpoint} (tempauth)",
+                    "endpoint": swift.endpoint,
+                    "credentials": {"key_env": swift_key, "secret_env": swift_secret},
+                    "storage": {
+                        "type": "libcloud",
+                        "options": {
+                            "driver": "openstack_swift",
+                            # tempauth answers v1.0 auth, whose reply names no service: say where the account is.
+                            "driver_args": {
+                                "ex_force_auth_version": "1.0",
+                                "ex_force_base_url": SwiftServer.storage_url(swift),
+                            },
+                        },
+                    },
                 },
                 "disk": {
                     "description": "a directory of buckets inside the lab directory",

@@ -6,9 +6,11 @@ files, or an already-running server named by an environment variable (then never
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -37,6 +39,7 @@ __all__ = [
     "S3Server",
     "Server",
     "ServerState",
+    "SwiftServer",
     "unpack_debian",
 ]
 
@@ -597,6 +600,143 @@ class AzuriteServer:
     def stop(self, state: ServerState) -> None:
         if state.pid:
             process.stop(state.pid, timeout=5.0)
+
+
+SWIFT_ACCOUNT = "failover"
+SWIFT_USER = "lab"
+ENV_SWIFT = "FAILOVER_LAB_SWIFT_AUTH_URL"
+ENV_SWIFT_USER = "FAILOVER_LAB_SWIFT_USER"
+ENV_SWIFT_KEY = "FAILOVER_LAB_SWIFT_KEY"
+_SWIFT_RINGS = {"object": "object", "container": "container", "account": "account"}
+
+
+class SwiftServer:
+    """The ``swift`` side: OpenStack Swift from PyPI (pinned in requirements-swift.txt) as a
+    single-replica cluster on 127.0.0.1: a proxy with tempauth and one account, container and object
+    server on one device under the lab directory, all in one process group. Tempauth keeps its
+    tokens in an in-process cache (swift_cache.py) instead of memcached. Or an external Swift
+    (FAILOVER_LAB_SWIFT_AUTH_URL + _USER + _KEY, tempauth's v1.0 auth)."""
+
+    name = "swift"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "swift"
+
+    def external(self) -> ServerState | None:
+        endpoint = os.environ.get(ENV_SWIFT)
+        if not endpoint:
+            return None
+        return ServerState(
+            name=self.name,
+            kind="swift (external)",
+            endpoint=endpoint.rstrip("/"),
+            access_key_id=os.environ.get(ENV_SWIFT_USER, ""),
+            secret_access_key=os.environ.get(ENV_SWIFT_KEY, ""),
+        )
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        with _Installer(self.root) as installer:
+            venv = installer.venv(
+                "swift", sys.executable, ["-r", str(_data_file("requirements-swift.txt"))], "OpenStack Swift"
+            )
+        ports = reuse_ports(previous, ["proxy", *_SWIFT_RINGS], avoid)
+        key = previous.secret_access_key if previous else secrets.token_urlsafe(24)
+        etc, devices, python = self.home / "etc", self.home / "devices", self.home / "python"
+        for folder in (etc, devices / "d1", python):
+            folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_data_file("swift_cache.py"), python / "failover_lab_swift_cache.py")
+        (etc / "swift.conf").write_text(
+            "[swift-hash]\n"
+            "swift_hash_path_suffix = failover-lab\n"  # fixed: it places every object on disk
+            "[storage-policy:0]\nname = Policy-0\ndefault = yes\n"
+        )
+        common = (
+            "[DEFAULT]\nbind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\n"
+            f"user = {getpass.getuser()}\nswift_dir = {etc}\ndevices = {devices}\nmount_check = false\n"
+        )
+        for server in _SWIFT_RINGS:
+            (etc / f"{server}-server.conf").write_text(
+                common.format(port=ports[server])
+                + f"[pipeline:main]\npipeline = {server}-server\n[app:{server}-server]\nuse = egg:swift#{server}\n"
+            )
+        proxy = etc / "proxy-server.conf"
+        proxy.write_text(
+            common.format(port=ports["proxy"])
+            + "[pipeline:main]\npipeline = catch_errors cache tempauth proxy-server\n"
+            "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
+            f"[filter:tempauth]\nuse = egg:swift#tempauth\nuser_{SWIFT_ACCOUNT}_{SWIFT_USER} = {key} .admin\n"
+            "[filter:cache]\npaste.filter_factory = failover_lab_swift_cache:filter_factory\n"
+            "[filter:catch_errors]\nuse = egg:swift#catch_errors\n"
+        )
+        proxy.chmod(0o600)
+        self._rings(venv, etc, ports)
+        bin_dir = venv / "bin"
+        servers = " ".join(
+            f"{bin_dir / f'swift-{server}-server'} {etc / f'{server}-server.conf'} &"
+            for server in [*_SWIFT_RINGS, "proxy"]
+        )
+        # One process group: when any server exits, the others are stopped too (and the lab restarts all).
+        argv = ["bash", "-c", f"{servers} wait -n; kill 0"]
+        log = self.home / "swift.log"
+        pid = process.spawn(argv, cwd=self.home, env={**os.environ, "PYTHONPATH": str(python)}, log=log)
+        version = _SWIFT_VERSION.search(_data_file("requirements-swift.txt").read_text())
+        return ServerState(
+            name=self.name,
+            kind="swift",
+            endpoint=f"http://127.0.0.1:{ports['proxy']}/auth",
+            version=version.group(1) if version else "",
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            access_key_id=f"{SWIFT_ACCOUNT}:{SWIFT_USER}",
+            secret_access_key=key,
+            log=str(log),
+        )
+
+    @staticmethod
+    def storage_url(state: ServerState) -> str:
+        """Where the lab account's containers are (tempauth's X-Storage-Url)."""
+        return state.endpoint.removesuffix("/auth") + f"/v1/AUTH_{state.access_key_id.split(':', 1)[0]}"
+
+    @staticmethod
+    def _rings(venv: Path, etc: Path, ports: dict[str, int]) -> None:
+        """One ring per server kind, one device, one replica; rebuilt when the ports change."""
+        marker = etc / "rings.json"
+        wanted = json.dumps({name: ports[name] for name in _SWIFT_RINGS}, sort_keys=True)
+        if marker.exists() and marker.read_text() == wanted:
+            return
+        builder = str(venv / "bin" / "swift-ring-builder")
+        for name in _SWIFT_RINGS:
+            path = etc / f"{name}.builder"
+            for old in (path, etc / f"{name}.ring.gz"):
+                old.unlink(missing_ok=True)
+            _run([builder, str(path), "create", "6", "1", "1"], f"creating Swift's {name} ring")
+            device = ["--region", "1", "--zone", "1", "--ip", "127.0.0.1", "--port", str(ports[name]), "--device", "d1"]
+            _run([builder, str(path), "add", *device, "--weight", "1"], f"adding the device to Swift's {name} ring")
+            _run([builder, str(path), "rebalance"], f"balancing Swift's {name} ring")
+        marker.write_text(wanted)
+
+    def healthy(self, state: ServerState) -> bool:
+        request = urllib.request.Request(  # noqa: S310 - loopback URLs we built
+            f"{state.endpoint}/v1.0",
+            headers={"X-Auth-User": state.access_key_id, "X-Auth-Key": state.secret_access_key},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                token, storage = response.headers.get("X-Auth-Token"), response.headers.get("X-Storage-Url")
+            probe = urllib.request.Request(storage, method="HEAD", headers={"X-Auth-Token": token})  # noqa: S310
+            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310
+                return bool(response.status in (200, 204))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def stop(self, state: ServerState) -> None:
+        if state.pid:
+            process.stop(state.pid, timeout=5.0)
+
+
+_SWIFT_VERSION = re.compile(r"^swift==(\S+)$", re.MULTILINE)
 
 
 def unpack_debian(packages: Sequence[str], cache: Path, *, hint: str) -> Path:

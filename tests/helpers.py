@@ -76,6 +76,20 @@ def azure_blobs(lab: LabInfo, provider: str = "azure") -> Any:
     return BlobServiceClient.from_connection_string(connection)
 
 
+def swift_connection(lab: LabInfo, provider: str = "swift") -> Any:
+    """python-swiftclient (OpenStack's own Swift client) for a lab provider: an independent reader of
+    what failover wrote through libcloud."""
+    import swiftclient
+
+    document = yaml.safe_load(lab.providers_file.read_text())["providers"][provider]
+    return swiftclient.Connection(
+        authurl=document["endpoint"] + "/v1.0",
+        user=os.environ[document["credentials"]["key_env"]],
+        key=os.environ[document["credentials"]["secret_env"]],
+        auth_version="1",
+    )
+
+
 def raw_s3(lab: LabInfo, provider: str) -> Any:
     """A boto3 S3 client for a lab provider."""
     return raw_client(lab, provider, "s3")

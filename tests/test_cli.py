@@ -42,6 +42,7 @@ def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
         ("onprem-libcloud", "storage"),
         ("onprem-libcloud", "dns"),
         ("azure", "storage"),
+        ("swift", "storage"),
         ("disk", "storage"),
     }
     for check in checks.values():
@@ -75,7 +76,7 @@ def test_unknown_provider_and_bad_location(lab: LabInfo) -> None:
     result = failover("ls", "nowhere:bucket")
     assert result.returncode == 2
     assert "unknown provider 'nowhere'" in result.stderr
-    assert "known providers: aws, aws-west, azure, disk, onprem, onprem-libcloud" in result.stderr
+    assert "known providers: aws, aws-west, azure, disk, onprem, onprem-libcloud, swift" in result.stderr
     result = failover("ls", "onprem")
     assert result.returncode == 2
     assert "PROVIDER:BUCKET" in result.stderr

@@ -20,7 +20,7 @@ def test_up_again_is_harmless(lab: LabInfo) -> None:
 def test_providers_file_references_credentials_only(lab: LabInfo) -> None:
     text = lab.providers_file.read_text()
     document = yaml.safe_load(text)
-    assert {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "disk"} <= set(document["providers"])
+    assert {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "swift", "disk"} <= set(document["providers"])
     assert document["providers"]["onprem"]["dns"]["credentials"] == {"secret_env": "FAILOVER_LAB_ONPREM_DNS_API_KEY"}
     for name, state in lab.servers.items():
         assert state.secret_access_key not in text, name
@@ -37,7 +37,7 @@ def test_server_data_lives_under_the_lab_directory(lab: LabInfo) -> None:
 
 
 def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second lab that uses the session's LocalStack, PowerDNS and Azurite as external servers starts only
+    """A second lab that uses the session's LocalStack, PowerDNS, Azurite and Swift as external servers starts only
     its own S3 server, and its down stops only that."""
     monkeypatch.setenv("FAILOVER_LAB_LOCALSTACK_ENDPOINT", lab.servers["localstack"].endpoint)
     powerdns = lab.servers["onprem-dns"]
@@ -48,6 +48,10 @@ def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypat
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_ENDPOINT", azurite.endpoint)
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_ACCOUNT", azurite.access_key_id)
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_KEY", azurite.secret_access_key)
+    swift = lab.servers["swift"]
+    monkeypatch.setenv("FAILOVER_LAB_SWIFT_AUTH_URL", swift.endpoint)
+    monkeypatch.setenv("FAILOVER_LAB_SWIFT_USER", swift.access_key_id)
+    monkeypatch.setenv("FAILOVER_LAB_SWIFT_KEY", swift.secret_access_key)
     monkeypatch.setenv("FAILOVER_LAB_CACHE", os.environ.get("FAILOVER_LAB_CACHE") or str(lab.root / "venvs"))
     second = Lab(tmp_path / "second-lab")
     info = second.up()

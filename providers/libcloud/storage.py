@@ -7,7 +7,10 @@ module.
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
+import urllib.parse
 from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any, Literal
@@ -42,6 +45,8 @@ class DriverProfile(BaseModel):
     operations: tuple[Capability, ...]
     metadata: tuple[MetaField, ...]
     omit_version_param: bool = False
+    hash_after_send: bool = False
+    download_name_unquoted: bool = False
     metadata_names: Literal["any", "identifier"] = "any"
     key_rewrites: dict[Capability, KeyRewrite] = {}
     description: str = ""
@@ -98,6 +103,65 @@ def _chunks_of(stream: Readable, size: int | None) -> Iterator[bytes]:
         yield chunk
 
 
+class _SentChunks:
+    """The body of an upload as libcloud's iterator, counting and hashing (MD5) what it hands over."""
+
+    def __init__(self, chunks: Iterator[bytes], size: int | None, target: str) -> None:
+        self._chunks = chunks
+        self._size = size
+        self._target = target
+        self.sent = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def __iter__(self) -> _SentChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            if self._size is not None and self.sent != self._size:
+                # Raised inside the upload, so libcloud aborts it and an existing object survives.
+                raise IntegrityError(f"source gave {self.sent} of {self._size} bytes", target=self._target)
+            raise StopIteration
+        self.sent += len(chunk)
+        self.md5.update(chunk)
+        return chunk
+
+
+def _hash_what_was_sent(driver: StorageDriver) -> None:
+    """libcloud hashes a streamed body after sending it, from the drained iterator (LIBCLOUD-935),
+    then compares that MD5 of nothing with the server's ETag: every upload "mismatches". Give it
+    the MD5 of the bytes that were sent instead, so its comparison with the ETag means something."""
+    original: Callable[..., tuple[str, int]] = driver._hash_buffered_stream
+
+    def hash_buffered_stream(stream: Any, hasher: Any, blocksize: int = 65536) -> tuple[str, int]:
+        if isinstance(stream, _SentChunks):
+            return stream.md5.hexdigest(), stream.sent
+        return original(stream, hasher, blocksize)
+
+    driver._hash_buffered_stream = hash_buffered_stream  # type: ignore[method-assign]
+
+
+def _prepare(profile: DriverProfile) -> Callable[[StorageDriver], None] | None:
+    """The adjustments a new driver of ``profile`` needs (quirks declared in drivers.yaml)."""
+    steps = [
+        step
+        for flag, step in (
+            (profile.omit_version_param, _omit_version_param),
+            (profile.hash_after_send, _hash_what_was_sent),
+        )
+        if flag
+    ]
+    if not steps:
+        return None
+
+    def prepare(driver: StorageDriver) -> None:
+        for step in steps:
+            step(driver)
+
+    return prepare
+
+
 def _omit_version_param(driver: StorageDriver) -> None:
     """Stop libcloud's SigV4 signer from adding ``Version=`` to GET requests (see drivers.yaml).
     Applied before signing, so the signature still covers exactly what is sent."""
@@ -136,7 +200,7 @@ class LibcloudStore(ObjectStore):
             driver_class: Callable[..., StorageDriver] = get_driver(options.driver)
         self._drivers = ThreadDrivers(
             lambda: driver_class(key, secret, **kwargs),
-            _omit_version_param if self.profile.omit_version_param else None,
+            _prepare(self.profile),
         )
         self._driver  # noqa: B018 - build one now so bad arguments fail at construction
 
@@ -248,6 +312,9 @@ class LibcloudStore(ObjectStore):
         target = f"{bucket}/{key}"
         obj = self._get(bucket, key)
         info = self._to_info(bucket, obj, with_meta=True)
+        if self.profile.download_name_unquoted:
+            obj = copy.copy(obj)
+            obj.name = urllib.parse.quote(obj.name)  # the driver puts it into the path as it is
         with converted("open", target):
             if byte_range is None:
                 return info, _ChunkBody(iter(self._driver.download_object_as_stream(obj, _CHUNK)), target), 0, info.size
@@ -281,21 +348,12 @@ class LibcloudStore(ObjectStore):
             headers["Content-Language"] = meta.content_language
         if meta.user:
             extra["meta_data"] = {self._name_written(name): encode_value(value) for name, value in meta.user.items()}
-        written = 0
-
-        def counted() -> Iterator[bytes]:
-            nonlocal written
-            for chunk in _chunks_of(stream, size):
-                written += len(chunk)
-                yield chunk
-            if size is not None and written != size:
-                # Raised inside the upload, so libcloud aborts it and an existing object survives.
-                raise IntegrityError(f"source gave {written} of {size} bytes", target=f"{bucket}/{key}")
-
+        body = _SentChunks(_chunks_of(stream, size), size, f"{bucket}/{key}")
         with converted("put", f"{bucket}/{key}"):
             obj = self._driver.upload_object_via_stream(
-                counted(), self._container(bucket), key, extra=extra, headers=headers
+                body, self._container(bucket), key, extra=extra, headers=headers
             )
+        written = body.sent
         self.counters.add("bytes_written", written)
         return ObjectInfo(bucket=bucket, key=key, size=written, etag=(obj.hash or "").strip('"') or None)
 

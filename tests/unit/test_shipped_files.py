@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_compose_providers_file_has_the_lab_shape() -> None:
     providers = load_providers(REPO / "localstack" / "providers-compose.yaml")
     providers.validate_all()
-    assert set(providers.names) == {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "disk"}
+    assert set(providers.names) == {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "swift", "disk"}
     assert providers.spec("onprem", "storage").options.vendor == "minio"
     # The same services as the embedded lab's providers file.
     assert providers.services("aws") == ["storage", "compute", "dns", "account"]
