@@ -108,6 +108,13 @@ _BUILTIN = [
         remote=False,
     ),
     AdapterEntry(
+        "compute",
+        "hosts",
+        "failover.providers.hosts.compute:HostsCompute",
+        "failover.providers.hosts.options:HostsComputeOptions",
+        "your own servers over SSH (paramiko), one instance per host, host keys pinned",
+    ),
+    AdapterEntry(
         "dns",
         "memory",
         "failover.testing.memory_services:MemoryDns",

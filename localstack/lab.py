@@ -25,6 +25,7 @@ from failover.registry import declared_storage_capabilities, load_adapter, load_
 
 from . import process
 from .servers import (
+    SSH_HOSTS,
     AzuriteServer,
     LabError,
     LocalStackServer,
@@ -32,6 +33,7 @@ from .servers import (
     S3Server,
     Server,
     ServerState,
+    SshHostsServer,
     SwiftServer,
 )
 
@@ -107,6 +109,7 @@ class Lab:
             PowerDnsServer(self.root),
             AzuriteServer(self.root),
             SwiftServer(self.root),
+            SshHostsServer(self.root),
         ]
 
     # -- state -------------------------------------------------------------------------------------
@@ -251,6 +254,7 @@ class Lab:
         azure = states["azure-blob"]
         azure_key, azure_secret = _CREDENTIAL_ENV["azure-blob"]
         swift = states["swift"]
+        hosts = states["ssh-hosts"]
         swift_key, swift_secret = _CREDENTIAL_ENV["swift"]
         powerdns = {
             "endpoint": dns.endpoint,
@@ -335,6 +339,10 @@ class Lab:
                             },
                         },
                     },
+                },
+                "hosts": {
+                    "description": f"{SSH_HOSTS} machines of your own over SSH ({hosts.kind} {hosts.version})",
+                    "compute": {"type": "hosts", "options": SshHostsServer(self.root).options(hosts)},
                 },
                 "disk": {
                     "description": "a directory of buckets inside the lab directory",

@@ -23,8 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
+from failover.compute import InstanceState
 from failover.errors import FailoverError
 from failover.filelock import exclusive_lock
+from failover.files import write_atomic
 from failover.registry import load_adapter, load_options_model
 from failover.retry import NO_RETRY
 from failover.storage import ObjectStore
@@ -39,6 +41,7 @@ __all__ = [
     "S3Server",
     "Server",
     "ServerState",
+    "SshHostsServer",
     "SwiftServer",
     "unpack_debian",
 ]
@@ -768,6 +771,171 @@ def unpack_debian(packages: Sequence[str], cache: Path, *, hint: str) -> Path:
     for deb in sorted(debs.glob("*.deb")):
         _run(["dpkg-deb", "-x", str(deb), str(cache / "root")], f"unpacking {deb.name}")
     return cache / "root"
+
+
+OPENSSH_PACKAGES = ("openssh-server",)
+SSH_HOSTS = 4
+"""Machines of the lab's ``hosts`` pool: as many as the seeded app's fleet (three web servers and a worker)."""
+SSH_HOST_NETWORK = "127.0.1."
+"""Their addresses, 127.0.1.1 upwards: outside the local compute's 127.0.0.x, so an instance on a
+host and a local instance never want the same address and port."""
+
+
+def _openssh_key(path: Path) -> str:
+    """A new ed25519 key pair at ``path`` (private, OpenSSH format, 0600) and ``path``.pub; returns
+    the public key as 'ssh-ed25519 BASE64'."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, private.decode(), mode=0o600)
+        write_atomic(path.with_name(path.name + ".pub"), public.decode() + "\n")
+    return " ".join(path.with_name(path.name + ".pub").read_text().split()[:2])
+
+
+class SshHostsServer:
+    """The ``hosts`` side: real OpenSSH servers (Debian's openssh-server, unpacked without root) on
+    127.0.1.1 upwards, one per machine of the pool, each with its own host key; the lab's own client
+    key is the only one authorised. Run as root, sshd insists on its privilege-separation user and
+    /run/sshd: they are given to it inside a private mount namespace (a passwd file with that user
+    bind-mounted over /etc/passwd, a tmpfs on /run), so nothing of the machine's is changed and the
+    machine's own sshd and port 22 are never touched. All of them are one process group."""
+
+    name = "ssh-hosts"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "ssh-hosts"
+
+    def external(self) -> ServerState | None:
+        return None
+
+    def install(self) -> Path:
+        with _Installer(self.root) as installer:
+            cache = installer.root / "openssh"
+            marker = cache / ".failover-installed"
+            if not marker.exists():
+                unpack_debian(OPENSSH_PACKAGES, cache, hint="install openssh-server's sshd yourself")
+                marker.write_text("\n".join(OPENSSH_PACKAGES))
+        sshd = cache / "root" / "usr" / "sbin" / "sshd"
+        if not sshd.is_file():
+            raise LabError(f"the unpacked openssh-server in {cache} holds no sshd")
+        return cache / "root"
+
+    def client_key(self) -> Path:
+        return self.home / "keys" / "client_ed25519"
+
+    def host_keys(self) -> list[str]:
+        """Each host's public host key ('ssh-ed25519 BASE64'), in host order."""
+        return [_openssh_key(self.home / "keys" / f"host{n}_ed25519") for n in range(1, SSH_HOSTS + 1)]
+
+    @staticmethod
+    def addresses() -> list[str]:
+        return [f"{SSH_HOST_NETWORK}{n}" for n in range(1, SSH_HOSTS + 1)]
+
+    def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
+        unpacked = self.install()
+        sshd = unpacked / "usr" / "sbin" / "sshd"
+        names = [f"host{n}" for n in range(1, SSH_HOSTS + 1)]
+        ports = reuse_ports(previous, names, avoid)
+        authorized = self.home / "keys" / "authorized_keys"
+        write_atomic(authorized, _openssh_key(self.client_key()) + "\n", mode=0o600)
+        self.host_keys()
+        commands = []
+        for name, address in zip(names, self.addresses(), strict=True):
+            config = self.home / f"{name}.sshd_config"
+            (self.home / name).mkdir(parents=True, exist_ok=True)
+            config.write_text(
+                f"ListenAddress {address}:{ports[name]}\n"
+                f"HostKey {self.home / 'keys' / f'{name}_ed25519'}\n"
+                f"AuthorizedKeysFile {authorized}\n"
+                f"PidFile {self.home / name / 'sshd.pid'}\n"
+                "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+                "UsePAM no\nStrictModes no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\n"
+                "AllowTcpForwarding no\nAllowAgentForwarding no\nLogLevel ERROR\n"
+            )
+            commands.append(f"{sshd} -D -e -f {config} &")
+        # When any sshd exits, the others are stopped too (and the lab restarts all).
+        script = " ".join(commands) + " wait -n; kill 0"
+        env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(p) for p in sorted(unpacked.glob("usr/lib/*-linux-gnu")))}
+        if os.geteuid() == 0:
+            passwd = self.home / "passwd"
+            lines = Path("/etc/passwd").read_text().splitlines()
+            if not any(line.startswith("sshd:") for line in lines):
+                lines.append("sshd:x:65534:65534:sshd privilege separation:/run/sshd:/usr/sbin/nologin")
+            passwd.write_text("\n".join(lines) + "\n")
+            script = (
+                f"mount --bind {passwd} /etc/passwd && mount -t tmpfs -o mode=0755 lab-run /run && "
+                f"mkdir -m 0755 /run/sshd || exit 1; {script}"
+            )
+            argv = ["unshare", "--mount", "--propagation", "private", "bash", "-c", script]
+        else:
+            argv = ["bash", "-c", script]
+        log = self.home / "sshd.log"
+        pid = process.spawn(argv, cwd=self.home, env=env, log=log)
+        version = subprocess.run([str(sshd), "-V"], capture_output=True, text=True, env=env, check=False)  # noqa: S603
+        return ServerState(
+            name=self.name,
+            kind="openssh",
+            endpoint=",".join(f"{a}:{ports[n]}" for n, a in zip(names, self.addresses(), strict=True)),
+            version=(version.stderr.split() or [""])[0].removeprefix("OpenSSH_").rstrip(","),
+            pid=pid,
+            started_by_lab=True,
+            ports=ports,
+            access_key_id=getpass.getuser(),
+            log=str(log),
+        )
+
+    def healthy(self, state: ServerState) -> bool:
+        """Every host answers SSH with its pinned key and lets the lab's key in."""
+        compute = load_adapter("compute", "hosts")(
+            "hosts", load_options_model("compute", "hosts").model_validate(self.options(state, connect_timeout=2))
+        )
+        try:
+            compute.list_instances()
+            return True
+        except FailoverError:
+            return False
+        finally:
+            compute.close()
+
+    def options(self, state: ServerState, **extra: Any) -> dict[str, Any]:
+        """The ``hosts`` compute options for this pool (what the providers file says)."""
+        hosts = []
+        for n, (address, key) in enumerate(zip(self.addresses(), self.host_keys(), strict=True), start=1):
+            hosts.append(
+                {
+                    "name": f"host{n}",
+                    "address": address,
+                    "port": state.ports[f"host{n}"],
+                    "host_key": key,
+                    "root": str(self.home / f"host{n}" / "instances"),
+                }
+            )
+        return {"hosts": hosts, "user": state.access_key_id, "identity_file": str(self.client_key()), **extra}
+
+    def stop(self, state: ServerState) -> None:
+        """Stop the instances running on the hosts (their sessions outlive sshd), then the hosts."""
+        if state.pid and self.healthy(state):
+            compute = load_adapter("compute", "hosts")(
+                "hosts", load_options_model("compute", "hosts").model_validate(self.options(state, connect_timeout=2))
+            )
+            try:
+                for instance in compute.list_instances():
+                    if instance.state is InstanceState.RUNNING:
+                        compute.stop(instance.id)
+            except FailoverError:
+                pass  # a host that does not answer: its sshd goes down with the others anyway
+            finally:
+                compute.close()
+        if state.pid:
+            process.stop(state.pid, timeout=5.0)
 
 
 POWERDNS_PACKAGES = ("pdns-server", "pdns-backend-sqlite3")

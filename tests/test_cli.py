@@ -43,6 +43,7 @@ def test_providers_check_reports_every_lab_provider(lab: LabInfo) -> None:
         ("onprem-libcloud", "dns"),
         ("azure", "storage"),
         ("swift", "storage"),
+        ("hosts", "compute"),
         ("disk", "storage"),
     }
     for check in checks.values():
@@ -76,7 +77,7 @@ def test_unknown_provider_and_bad_location(lab: LabInfo) -> None:
     result = failover("ls", "nowhere:bucket")
     assert result.returncode == 2
     assert "unknown provider 'nowhere'" in result.stderr
-    assert "known providers: aws, aws-west, azure, disk, onprem, onprem-libcloud, swift" in result.stderr
+    assert "known providers: aws, aws-west, azure, disk, hosts, onprem, onprem-libcloud, swift" in result.stderr
     result = failover("ls", "onprem")
     assert result.returncode == 2
     assert "PROVIDER:BUCKET" in result.stderr

@@ -20,10 +20,13 @@ def test_up_again_is_harmless(lab: LabInfo) -> None:
 def test_providers_file_references_credentials_only(lab: LabInfo) -> None:
     text = lab.providers_file.read_text()
     document = yaml.safe_load(text)
-    assert {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "swift", "disk"} <= set(document["providers"])
+    assert {"aws", "aws-west", "onprem", "onprem-libcloud", "azure", "swift", "hosts", "disk"} <= set(
+        document["providers"]
+    )
     assert document["providers"]["onprem"]["dns"]["credentials"] == {"secret_env": "FAILOVER_LAB_ONPREM_DNS_API_KEY"}
     for name, state in lab.servers.items():
-        assert state.secret_access_key not in text, name
+        if state.secret_access_key:
+            assert state.secret_access_key not in text, name
     assert document["providers"]["aws"]["credentials"] == {
         "key_env": "FAILOVER_LAB_AWS_ACCESS_KEY_ID",
         "secret_env": "FAILOVER_LAB_AWS_SECRET_ACCESS_KEY",
@@ -38,7 +41,7 @@ def test_server_data_lives_under_the_lab_directory(lab: LabInfo) -> None:
 
 def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second lab that uses the session's LocalStack, PowerDNS, Azurite and Swift as external servers starts only
-    its own S3 server, and its down stops only that."""
+    its own S3 server and SSH hosts, and its down stops only those."""
     monkeypatch.setenv("FAILOVER_LAB_LOCALSTACK_ENDPOINT", lab.servers["localstack"].endpoint)
     powerdns = lab.servers["onprem-dns"]
     monkeypatch.setenv("FAILOVER_LAB_POWERDNS_API", powerdns.endpoint)
@@ -69,7 +72,7 @@ def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypat
         assert Path(own.log).is_relative_to(tmp_path / "second-lab")
     finally:
         stopped = second.down()
-    assert stopped == ["onprem-s3"]
+    assert stopped == ["onprem-s3", "ssh-hosts"]  # its own: the SSH hosts are always the lab's
     assert not process.alive(own.pid)
     status = Lab(lab.root).status()
     assert all(status.health.values()), "the session lab must be untouched"

@@ -106,6 +106,38 @@ def _refuse_inline_secrets(loaded: Loaded) -> None:
         )
 
 
+def _resolve_variables(loaded: Loaded, variables: dict[str, Any]) -> dict[str, Any]:
+    """Variables whose value names other variables ("compute: '{{ target }}'") take their values,
+    after --var overrides, so a default can follow another variable. (References to
+    providers.NAME.endpoint are left for the substitution of the whole document.)"""
+    resolved = dict(variables)
+
+    def refers_to(value: Any) -> list[str]:
+        return [n for n in _VARIABLE.findall(value) if "." not in n] if isinstance(value, str) else []
+
+    for _ in range(len(resolved) + 1):
+        pending = {name: refers_to(value) for name, value in resolved.items() if refers_to(value)}
+        if not pending:
+            return resolved
+        for name, names in pending.items():
+            unknown = [n for n in names if n not in resolved]
+            if unknown:
+                raise PlaybookError(
+                    f"{loaded.locate(('variables', name))}: variable {name!r} refers to {unknown[0]!r}, "
+                    "which is not declared"
+                )
+            if any(refers_to(resolved[n]) for n in names):
+                continue  # those resolve first
+            value = resolved[name]
+            whole = _VARIABLE.fullmatch(value.strip())
+            if whole:  # keeps the other variable's type
+                resolved[name] = resolved[whole.group(1)]
+            else:
+                resolved[name] = _VARIABLE.sub(lambda m: str(resolved.get(m.group(1), m.group(0))), value)
+    cycle = ", ".join(sorted(n for n, v in resolved.items() if refers_to(v)))
+    raise PlaybookError(f"{loaded.locate(('variables',))}: variables refer to each other in a cycle: {cycle}")
+
+
 def _substitute(loaded: Loaded, variables: Mapping[str, Any], lookup: Lookup) -> Any:
     def value_of(name: str, path: Path_) -> Any:
         if name in variables:
@@ -264,6 +296,7 @@ def _resolve(
     for name, value in variables.items():
         if not isinstance(value, str | int | float | bool):
             raise PlaybookError(f"{loaded.locate(('variables', name))}: variable {name!r} must be a plain value")
+    variables = _resolve_variables(loaded, variables)
     data = _substitute(loaded, variables, lookup)
     if isinstance(data, dict) and isinstance(data.get("variables"), dict):
         data["variables"] = dict(variables)

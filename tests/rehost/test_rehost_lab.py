@@ -14,6 +14,7 @@ import httpx
 import pytest
 from failover.lab import LabInfo
 
+from failover.compute import ImageRef, InstanceSpec, InstanceState
 from failover.config import Providers
 from failover.connect import open_compute
 from failover.rehost import FLEET_TAG
@@ -170,6 +171,49 @@ def test_rehost_web_fleet_to_onprem_serves_http_and_is_idempotent(
     for address in addresses:
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://{address}:8080/healthz", timeout=2, trust_env=False)
+
+
+def test_rehost_to_own_servers_over_ssh_answers_and_rolls_back_exactly_what_it_placed(
+    lab_providers: Providers, seeded: dict[str, Any]
+) -> None:
+    """The app's fleet rebuilt on the lab's SSH hosts (real sshd on 127.0.1.x): every instance's
+    workload answers on its host's address; the rollback stops and removes the fleet and leaves an
+    instance someone else placed on the pool alone."""
+    fleet = unique("ssh")
+    with open_compute(lab_providers, "hosts") as compute:
+        spec = InstanceSpec(
+            "someone-elses", 1, 256, image=ImageRef("any", "1"), user_data="#!/bin/sh\nexec sleep 600\n"
+        )
+        other = compute.create(spec, size="host", image="", client_token=unique("other"))
+    try:
+        args = ("rehost", "aws", "hosts", "--select", "app=social", "--select", "role=web", "--fleet", fleet)
+        placed = run_cli(*args, "--json", "--yes")
+        assert placed.code == 0, placed.stdout + placed.stderr
+        results = _by_name(placed.json["results"])
+        assert sorted(results) == WEB_NAMES
+        addresses = {r["address"] for r in results.values()}
+        assert len(addresses) == 3 and all(a.startswith("127.0.1.") for a in addresses), addresses
+        assert compute_address(lab_providers, other.id) not in addresses, "one instance per host"
+        for name, r in results.items():
+            page = httpx.get(f"http://{r['address']}:8080/", timeout=5, trust_env=False)
+            assert page.status_code == 200 and page.json()["instance"] == name
+        gone = run_cli(*args, "--rollback", "--json", "--yes")
+        assert gone.code == 0, gone.stdout + gone.stderr
+        assert len(gone.json["destroyed"]) == 3
+        for address in addresses:
+            with pytest.raises(httpx.TransportError):
+                httpx.get(f"http://{address}:8080/healthz", timeout=2, trust_env=False)
+        with open_compute(lab_providers, "hosts") as compute:
+            assert [i.id for i in compute.list_instances()] == [other.id]
+            assert compute.get(other.id).state is InstanceState.RUNNING
+    finally:
+        with open_compute(lab_providers, "hosts") as compute:
+            compute.destroy(other.id)
+
+
+def compute_address(lab_providers: Providers, instance_id: str) -> str | None:
+    with open_compute(lab_providers, "hosts") as compute:
+        return compute.get(instance_id).address
 
 
 def test_failing_health_check_exits_non_zero_naming_the_instances(seeded: dict[str, Any]) -> None:

@@ -127,6 +127,23 @@ def test_variables_must_be_declared_and_typed() -> None:
         parse_variables(["no-equals"])
 
 
+def test_a_variable_may_default_to_another_one() -> None:
+    text = GOOD.replace(
+        "variables: {source: aws, target: onprem, ttl: 60}",
+        'variables: {source: aws, target: onprem, ttl: 60, compute: "{{ target }}", wait: "{{ ttl }}"}',
+    )
+    text = text.replace('target: "{{ target }}"\n    select', 'target: "{{ compute }}"\n    select')
+    steps = {s.id: s for s in load_playbook_text(text, "play.yaml").playbook.steps}
+    assert steps["move"].target == "onprem"  # type: ignore[union-attr]
+    loaded = load_playbook_text(text, "play.yaml", {"target": "elsewhere"})
+    assert loaded.variables["compute"] == "elsewhere", "it follows the --var override"
+    assert loaded.variables["wait"] == 60, "a whole reference keeps the type"
+    assert load_playbook_text(text, "play.yaml", {"compute": "hosts"}).variables["compute"] == "hosts"
+    cyclic = GOOD.replace("ttl: 60}", 'ttl: 60, a: "{{ b }}", b: "{{ a }}"}')
+    refused(cyclic, "cycle", "a, b")
+    refused(GOOD.replace("ttl: 60}", 'ttl: 60, a: "{{ nope }}"}'), "refers to 'nope'")
+
+
 def test_the_step_graph_is_checked() -> None:
     refused(GOOD.replace("needs: [copy]", "needs: [paste]"), "play.yaml:15", "needs 'paste'")
     refused(GOOD.replace("id: move", "id: copy").replace("fleet_of: move", "fleet_of: copy"), "used twice")

@@ -1,0 +1,1 @@
+"""The ``hosts`` compute adapter: your own servers, reached over SSH."""
