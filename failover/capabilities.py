@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 from .errors import InvalidRequest, NotSupported, ProviderError
+from .settings import Setting
 from .types import MetaField
 
 __all__ = [
@@ -226,6 +227,12 @@ class StoreCapabilities:
     limits: StoreLimits = field(default_factory=StoreLimits)
     key_rewrites: Mapping[Capability, KeyRewrite] = field(default_factory=dict)
     """For each key shape the store does not declare, what it does with such a key."""
+    settings: frozenset[Setting] = frozenset()
+    """Bucket settings the store holds and reads back (failover.settings)."""
+    settings_not_held: Mapping[Setting, str] = field(default_factory=dict)
+    """Why it does not hold some others, in its own terms (for plans and reports)."""
+    settings_implied: Mapping[Setting, str] = field(default_factory=dict)
+    """Settings the store always has, so there is nothing to write (Azure encrypts every blob at rest)."""
 
     def __contains__(self, capability: object) -> bool:
         return capability in self.operations
@@ -241,4 +248,5 @@ class StoreCapabilities:
             "multipart_max_parts": self.limits.max_parts,
             "max_single_put": self.limits.max_single_put,
             "key_rewrites": {shape.value: rewrite.value for shape, rewrite in sorted(self.key_rewrites.items())},
+            "bucket_settings": sorted(s.value for s in self.settings),
         }

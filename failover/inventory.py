@@ -121,6 +121,11 @@ def take_inventory(providers: Providers, name: str, *, sizes: bool = True) -> In
                             count += 1
                             total += info.size
                         row.update(objects=count, bytes=total)
+                    if store.capabilities.settings:
+                        try:
+                            row["settings"] = store.bucket_settings(bucket.name).describe()
+                        except FailoverError as error:
+                            row["settings"] = {"unreadable": str(error)}
                     inventory.buckets.append(row)
         except FailoverError as error:
             inventory.unchecked.append(f"storage: {error}")

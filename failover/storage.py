@@ -50,6 +50,7 @@ from .errors import (
 )
 from .liveness import Liveness
 from .retry import Counters, RetryPolicy
+from .settings import BucketSettings, Setting
 from .types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
 __all__ = [
@@ -641,6 +642,23 @@ class ObjectStore(abc.ABC):
             meta = meta.only(self.capabilities.metadata)
         self._call("copy", lambda: self._copy(src_bucket, src_key, dst_bucket, dst_key, meta))
 
+    def bucket_settings(self, bucket: str) -> BucketSettings:
+        """What ``bucket`` has set, of the settings the store declares (the others read as unset)."""
+        if not self.capabilities.settings:
+            raise NotSupported("bucket settings", provider=self.name, operation="bucket_settings")
+        found = self._call("bucket_settings", lambda: self._bucket_settings(bucket))
+        return found.only(self.capabilities.settings)
+
+    def put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
+        """Make ``bucket``'s settings among ``which`` what ``settings`` says (an unset one is removed).
+        Every one of ``which`` must be declared. Read back with :meth:`bucket_settings` to know it
+        was stored: some servers accept settings they do not keep."""
+        undeclared = which - self.capabilities.settings
+        if undeclared:
+            names = ", ".join(sorted(s.value for s in undeclared))
+            raise NotSupported(f"bucket settings {names}", provider=self.name, operation="put_bucket_settings")
+        self._call("put_bucket_settings", lambda: self._put_bucket_settings(bucket, settings, which))
+
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
         """The object's tags (TAGS)."""
         self._require(Capability.TAGS, "get_tags")
@@ -819,6 +837,14 @@ class ObjectStore(abc.ABC):
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
         raise NotSupported(Capability.SERVER_SIDE_COPY.value, provider=self.name)
+
+    def _bucket_settings(self, bucket: str) -> BucketSettings:
+        """The bucket's settings (only called when the store declares some). NotFound: no bucket."""
+        raise NotSupported("bucket settings", provider=self.name)
+
+    def _put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
+        """Write the settings ``which`` (all declared) as ``settings`` has them, removing unset ones."""
+        raise NotSupported("bucket settings", provider=self.name)
 
     def _get_tags(self, bucket: str, key: str) -> dict[str, str]:
         raise NotSupported(Capability.TAGS.value, provider=self.name)

@@ -167,5 +167,5 @@ def seed(app: App) -> int:
             app.say(f"Route53 zone {ZONE}: already there, left as it is")
         else:
             app.say(f"seeded Route53 zone {ZONE}: {zone['records']} record sets, www -> {', '.join(zone['web'])}")
-        app.say("media is public-read on aws, and on onprem in a bucket made ready as the new team would")
+        app.say("media is public-read on aws (an evacuation with bucket settings carries that to the target)")
     return 0

@@ -134,12 +134,11 @@ def seed_media(store: ObjectStore) -> list[SeedObject]:
 
 
 def publish_media(info: Any) -> None:
-    """Make ``media`` public-read on the aws side (browsers load it straight from the store), and
-    get a public-read ``media`` bucket ready on onprem, as the team running the new platform would:
-    bucket policies are not something a copy carries."""
+    """Make ``media`` public-read on the aws side (browsers load it straight from the store). The
+    evacuation carries that to the target (its sync step has ``bucket_settings: true``)."""
     from .platform import public_read
 
-    for name in ("localstack", "onprem-s3"):
+    for name in ("localstack",):
         state = info.servers[name]
         s3 = state.client("s3")
         try:

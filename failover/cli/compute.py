@@ -47,8 +47,11 @@ def inventory(app: App, provider: str, no_sizes: bool) -> int:
         return 0
     app.say(f"inventory of {provider}")
     if found.buckets:
-        rows = [[b["name"], b.get("objects", "-"), b.get("bytes", "-")] for b in found.buckets]
-        app.table(["bucket", "objects", "bytes"], rows, title="buckets")
+        rows = [
+            [b["name"], b.get("objects", "-"), b.get("bytes", "-"), _settings_cell(b.get("settings"))]
+            for b in found.buckets
+        ]
+        app.table(["bucket", "objects", "bytes", "settings"], rows, title="buckets")
     if found.instances:
         rows = [
             [
@@ -227,3 +230,12 @@ def rehost(
             bad = [r.name for r in report.results if r.error or (r.health and r.health.healthy is False)]
             app.say(f"fleet {run.plan.fleet} on {target}: NOT healthy: {', '.join(bad)}", style="red")
     return 0 if report.ok else 1
+
+
+def _settings_cell(settings: dict[str, object] | None) -> str:
+    """A bucket's settings in a few words (the JSON has them whole)."""
+    if settings is None:
+        return "-"
+    if "unreadable" in settings:
+        return f"unreadable: {settings['unreadable']}"
+    return ", ".join(sorted(settings)) or "none"

@@ -123,6 +123,12 @@ _COPY_OPTIONS = [
         metavar="AGE",
         help="Leave out objects last modified longer ago than AGE (e.g. 7d, 12h).",
     ),
+    click.option(
+        "--bucket-settings",
+        is_flag=True,
+        help="Carry each bucket's settings too (policy, public read, CORS, lifecycle, versioning, website, "
+        "encryption, tags) as far as the target holds them; each is read back, the rest is named.",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Name each key copied, deleted, kept, skipped or filtered."),
 ]
 """The options of how objects are copied, shared by ``sync`` and ``standby``."""
@@ -156,6 +162,7 @@ def copy_settings(
     max_size: str | None,
     max_age: str | None,
     verbose: bool,
+    bucket_settings: bool = False,
 ) -> SyncOptions:
     """The :data:`_COPY_OPTIONS` given, as sync options."""
     return SyncOptions(
@@ -172,6 +179,7 @@ def copy_settings(
         durable=durable,
         stall_timeout=stall_timeout,
         cross_check=not no_cross_check,
+        bucket_settings=bucket_settings,
         filters=Filters(
             include=include,
             exclude=exclude,
@@ -358,9 +366,22 @@ def _summary(app: App, data: dict[str, Any]) -> None:
     if totals.get("filtered"):
         app.say(f"{totals['filtered']} left out by the filters (not copied, not deleted; named in the report)")
     fidelity = data["fidelity"]
-    if not fidelity["lossless"]:
+    if fidelity["fields_not_carried"]:
         lost = ", ".join(f"{k} ({v})" for k, v in sorted(fidelity["fields_not_carried"].items()))
         app.say(f"metadata the target cannot hold (see report): {lost}", style="yellow")
+    for bucket in data["buckets"]:
+        for outcome, verb in (
+            ("planned", "would carry"),
+            ("carried", "carried, read back"),
+            ("translated", "translated"),
+        ):
+            done = [o for o in bucket["settings"] if o["outcome"] == outcome]
+            if done:
+                named = ", ".join(o["setting"] + (f" ({o['detail']})" if o["detail"] else "") for o in done)
+                app.say(f"{bucket['target']} settings {verb}: {named}")
+        for o in bucket["settings"]:
+            if o["outcome"] in ("not_carried", "not_stored"):
+                app.say(f"{bucket['target']} settings: {o['setting']} not carried: {o['detail']}", style="yellow")
     for kind, style in (("skipped", "yellow"), ("listing", "red"), ("unconfirmed", "red"), ("kept", "yellow")):
         for item in data["keys"][kind][:10]:
             app.say(f"{kind} {item['key']!r}: {item.get('detail', '')}", style=style)

@@ -129,6 +129,10 @@ class SyncStep(StepSpec):
     cluster: ClusterName | None = Field(
         default=None, description="local:N or tcp://HOST:PORT: list and copy on a Dask cluster (--cluster)"
     )
+    bucket_settings: bool = Field(
+        default=False,
+        description="carry each bucket's settings as far as the target holds them, read back (--bucket-settings)",
+    )
 
 
 class DrillWritesSpec(_Strict):

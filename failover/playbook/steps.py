@@ -291,12 +291,20 @@ class SyncKind(StepKind[SyncStep, SyncOutput]):
             bucket_map=dict(step.bucket_map),
             invalid_keys=step.invalid_keys,
             cluster=parse_cluster(step.cluster) if step.cluster else None,
+            bucket_settings=step.bucket_settings,
         )
 
     def plan(self, step: SyncStep, ctx: Context) -> Planned[SyncOutput]:
         report = commands.sync(ctx.providers, step.source, step.target, self._options(step, True)).report
         notes = [f"{b.source}: {b.skipped} object(s) cannot be stored on the target (skipped)" for b in report.buckets
                  if b.skipped]  # fmt: skip
+        notes += [
+            f"{b.source}: setting {o.setting} {'would be carried' if o.outcome == 'planned' else 'not carried'}"
+            + (f": {o.detail}" if o.detail else "")
+            for b in report.buckets
+            for o in b.settings
+            if o.outcome in ("planned", "not_carried", "translated")
+        ]
         if not report.buckets:
             notes.append(f"{step.source}: no buckets")
         return Planned(report.changes(), _sync_problems(report), notes)

@@ -52,6 +52,7 @@ from ..errors import (
 )
 from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location, parse_location
+from ..settings import Setting, SettingOutcome, differences, plan_settings
 from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, PartRange, Result, UploadedPart
@@ -195,6 +196,9 @@ class SyncOptions:
     """False: the target is not listed, and an object the journal has verified whose source is
     unchanged is taken to be on the target still (a standby's quick passes between its full
     reconciliations, which list both sides and confirm the claim). Incompatible with ``delete``."""
+    bucket_settings: bool = False
+    """Carry each bucket's settings (policy, public read, CORS, lifecycle, versioning, website,
+    encryption, tags) as far as the target holds them, read back after writing (failover.settings)."""
     delete_delay: DeleteDelay | None = None
     """With ``delete``: a candidate is deleted only once the delay says it is ripe (standby's
     ``--delete-delay``); until then it is counted as ``delete_pending``. None: at once."""
@@ -503,6 +507,8 @@ class SyncEngine:
         ended_early = self.source.counters.listings_ended_early, self.target.counters.listings_ended_early
         if self.source is not self.target or pair.src_bucket != pair.dst_bucket:
             bucket.created = self._ensure_bucket(pair.dst_bucket)
+        if options.bucket_settings:
+            self._carry_settings(pair, bucket, report)
         if options.list_target:
             self._list_target(pair, bucket, journal, report)
         else:
@@ -559,6 +565,58 @@ class SyncEngine:
         for row in waiting:
             report.add(bucket, stopped=1)
             report.name_key("failed", row.src_key, f"in flight when the run stopped ({self.stop.reason})")
+
+    def _carry_settings(self, pair: BucketPair, bucket: BucketReport, report: SyncReport) -> None:
+        """The source bucket's settings, as far as the target holds them; each one written is read
+        back, since some servers accept settings they do not keep. Only the settings the source has
+        are written: the target's others stay as they are."""
+        where = f"{pair.dst_bucket} (bucket settings)"
+        if pair.src_prefix or pair.dst_prefix:
+            bucket.settings.append(SettingOutcome("all", "not_carried", "a prefix is copied, not the whole bucket"))
+            return
+        if not self.source.capabilities.settings:
+            bucket.settings.append(SettingOutcome("all", "not_carried", "the source declares no bucket settings"))
+            return
+        try:
+            found = self.source.bucket_settings(pair.src_bucket)
+        except ProviderError as error:
+            report.error(where, f"reading the source's settings failed: {error}")
+            return
+        holds = self.target.capabilities.settings
+        declared = self.target.capabilities
+        plan = plan_settings(
+            found,
+            pair.src_bucket,
+            pair.dst_bucket,
+            holds,
+            reasons=declared.settings_not_held,
+            implied=declared.settings_implied,
+        )
+        bucket.settings.extend(plan.outcomes)
+        which = plan.write.present()
+        translated = "the target's own public read" if Setting.POLICY not in holds else ""
+        if self.options.dry_run:
+            bucket.settings.extend(
+                SettingOutcome(s.value, "planned", _setting_detail(s, translated)) for s in _ordered(which)
+            )
+            return
+        if not which:
+            return
+        try:
+            self.target.put_bucket_settings(pair.dst_bucket, plan.write, which)
+            stored = self.target.bucket_settings(pair.dst_bucket)
+        except ProviderError as error:
+            report.error(where, f"writing the settings failed: {error}")
+            return
+        missing = set(differences(plan.write, stored, _ordered(which)))
+        for setting in _ordered(which):
+            if setting in missing:
+                detail = "the target accepted it and reads back otherwise: it is not stored"
+                bucket.settings.append(SettingOutcome(setting.value, "not_stored", detail))
+                report.error(where, f"{setting.value}: {detail}")
+            else:
+                outcome = "translated" if setting is Setting.PUBLIC_READ and translated else "carried"
+                bucket.settings.append(SettingOutcome(setting.value, outcome, _setting_detail(setting, translated)))
 
     def _ensure_bucket(self, name: str) -> bool:
         if self.target.bucket_exists(name):
@@ -1345,3 +1403,15 @@ def open_locations(
                 hint=error.hint,
             ) from None
     return src, dst, source_store, target_store
+
+
+def _ordered(settings: frozenset[Setting]) -> list[Setting]:
+    return [s for s in Setting if s in settings]
+
+
+def _setting_detail(setting: Setting, translated: str) -> str:
+    if setting is Setting.PUBLIC_READ and translated:
+        return f"as {translated}"
+    if setting is Setting.POLICY:
+        return "resource ARNs rewritten for the target bucket"
+    return ""

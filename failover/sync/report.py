@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from ..changes import Action, Change, JsonValue
+from ..settings import SettingOutcome
 
 __all__ = [
     "JSON_SCHEMA",
@@ -143,6 +144,8 @@ class BucketReport:
     listing showed (added to the delete candidates, each still looked up on the source first)."""
     shards: int = 0
     """--cluster: the key ranges the source listing was split into (0: listed in one piece)."""
+    settings: list[SettingOutcome] = field(default_factory=list)
+    """--bucket-settings: each setting's outcome (carried, translated, not_carried, not_stored, planned)."""
 
 
 @dataclass
@@ -261,6 +264,15 @@ class SyncReport:
                 self.errors.append({"key": where, "error": message})
 
     # -- what the run amounts to ---------------------------------------------------------------------
+
+    def settings_not_carried(self) -> list[str]:
+        """--bucket-settings: "bucket: setting" for every setting that did not reach a target."""
+        return [
+            f"{b.source}: {o.setting}"
+            for b in self.buckets
+            for o in b.settings
+            if o.outcome in ("not_carried", "not_stored")
+        ]
 
     def total(self, name: str) -> int:
         return sum(int(getattr(b, name)) for b in self.buckets)
@@ -388,8 +400,9 @@ class SyncReport:
             "retries": self.retries,
             "multipart": dict(self.multipart),
             "fidelity": {
-                "lossless": self.fidelity.lossless,
+                "lossless": self.fidelity.lossless and not self.settings_not_carried(),
                 "fields_not_carried": dict(self.fidelity.fields_not_carried),
+                "settings_not_carried": self.settings_not_carried(),
                 "objects_with_tags_not_carried": self.fidelity.objects_with_tags_not_carried,
                 "digest_only_in_journal": self.fidelity.digest_only_in_journal,
                 "examples": self.fidelity.examples,

@@ -24,6 +24,7 @@ from failover.capabilities import Capability, KeyRewrite, StoreCapabilities, Sto
 from failover.config import ServiceSpec
 from failover.errors import IntegrityError, InvalidRequest, NotFound
 from failover.headermeta import decode_identifier, decode_value, encode_identifier, encode_value, http_date
+from failover.settings import BucketSettings, Setting
 from failover.storage import ObjectStore, RawBody, Readable
 from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
 from failover.yamlio import load_yaml
@@ -35,6 +36,34 @@ from .options import LibcloudStorageOptions
 __all__ = ["LibcloudStore"]
 
 _CHUNK = 1024 * 1024
+
+
+class SettingRequest(BaseModel):
+    """One request through the driver's own (signed) connection: ``path`` with {bucket} in it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["GET", "HEAD", "PUT", "POST"]
+    path: str = "/{bucket}"
+    params: dict[str, str] = {}
+    headers: dict[str, str] = {}
+
+
+class SettingRead(SettingRequest):
+    header: str
+    """The reply header that holds the setting."""
+    equals: str | None = None
+    contains: str | None = None
+
+
+class SettingDialect(BaseModel):
+    """How a driver's service holds one setting (only public_read so far), as requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    write: SettingRequest
+    clear: SettingRequest
+    read: SettingRead
 
 
 class DriverProfile(BaseModel):
@@ -49,6 +78,9 @@ class DriverProfile(BaseModel):
     download_name_unquoted: bool = False
     metadata_names: Literal["any", "identifier"] = "any"
     key_rewrites: dict[Capability, KeyRewrite] = {}
+    settings: dict[Literal[Setting.PUBLIC_READ], SettingDialect] = {}
+    settings_not_held: dict[Setting, str] = {}
+    settings_implied: dict[Setting, str] = {}
     description: str = ""
 
 
@@ -222,6 +254,9 @@ class LibcloudStore(ObjectStore):
             limits=StoreLimits(max_key_segment_bytes=options.max_key_segment_bytes),
             # What the driver does to a key happens before the server sees it.
             key_rewrites={**options.key_rewrites, **profile.key_rewrites},
+            settings=frozenset(profile.settings),
+            settings_not_held=dict(profile.settings_not_held),
+            settings_implied=dict(profile.settings_implied),
         )
 
     @classmethod
@@ -356,6 +391,38 @@ class LibcloudStore(ObjectStore):
         written = body.sent
         self.counters.add("bytes_written", written)
         return ObjectInfo(bucket=bucket, key=key, size=written, etag=(obj.hash or "").strip('"') or None)
+
+    # -- bucket settings (as data: drivers.yaml) ----------------------------------------------------
+
+    def _setting_request(self, bucket: str, request: SettingRequest, operation: str) -> Any:
+        """One request on the driver's connection (libcloud signs it); its response."""
+        connection: Any = self._driver.connection
+        with converted(operation, bucket):
+            return connection.request(
+                request.path.format(bucket=urllib.parse.quote(bucket, safe="")),
+                params=dict(request.params),
+                headers=dict(request.headers),
+                method=request.method,
+            )
+
+    def _bucket_settings(self, bucket: str) -> BucketSettings:
+        if not self._bucket_exists(bucket):
+            raise NotFound("no such bucket", target=bucket)
+        found: dict[str, Any] = {}
+        for setting, dialect in self.profile.settings.items():
+            response = self._setting_request(bucket, dialect.read, "bucket_settings")
+            value = {k.lower(): v for k, v in response.headers.items()}.get(dialect.read.header.lower(), "")
+            held = (dialect.read.equals is None or value == dialect.read.equals) and (
+                dialect.read.contains is None or dialect.read.contains in value.split(",")
+            )
+            found[setting.value] = bool(value) and held
+        return BucketSettings(**found)
+
+    def _put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
+        for setting, dialect in self.profile.settings.items():
+            if setting in which:
+                on = bool(getattr(settings, setting.value))
+                self._setting_request(bucket, dialect.write if on else dialect.clear, "put_bucket_settings")
 
     def _delete(self, bucket: str, key: str) -> None:
         with converted("delete", f"{bucket}/{key}"):

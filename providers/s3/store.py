@@ -24,6 +24,7 @@ from failover.capabilities import Capability, StoreCapabilities
 from failover.config import ServiceSpec
 from failover.errors import AuthError, ConfigError, IntegrityError, ListingIncomplete, NotFound
 from failover.headermeta import http_date
+from failover.settings import BucketSettings, Setting
 from failover.storage import ObjectStore, RawBody
 from failover.types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
@@ -47,6 +48,7 @@ from .codec import (
 )
 from .errors import BucketOwnedByYou
 from .options import S3Options
+from .settings import S3Settings
 from .signing import Credentials, quote
 from .vendors import VendorProfile, vendor_profile
 from .wire import Reply, Wire
@@ -142,6 +144,14 @@ class S3Store(ObjectStore):
 
         else:
             credentials = _profile_credentials(profile)
+        self._settings = S3Settings(
+            endpoint=endpoint,
+            region=self.region,
+            addressing_style="path" if self.vendor.addressing_style == "path" else "virtual",
+            credentials=credentials,
+            verify=verify,
+            timeouts=(options.connect_timeout, options.read_timeout),
+        )
         self.wire = Wire(
             endpoint=endpoint,
             region=self.region,
@@ -241,6 +251,12 @@ class S3Store(ObjectStore):
             self._request("PUT", bucket, body=body, operation="create_bucket")
         except BucketOwnedByYou:
             return
+
+    def _bucket_settings(self, bucket: str) -> BucketSettings:
+        return self._settings.read(bucket, self.capabilities.settings)
+
+    def _put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
+        self._settings.write(bucket, settings, which)
 
     def _delete_bucket(self, bucket: str) -> None:
         self._request("DELETE", bucket, operation="delete_bucket")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from failover.capabilities import MIB, Capability, KeyRewrite, StoreCapabilities, StoreLimits
 from failover.errors import ConfigError
+from failover.settings import Setting
 from failover.types import MetaField
 from failover.yamlio import load_yaml
 
@@ -60,6 +61,8 @@ class VendorProfile(BaseModel):
     limits: VendorLimits = VendorLimits()
     listing: ListingProfile = ListingProfile()
     key_rewrites: dict[Capability, KeyRewrite] = {}
+    settings: tuple[Setting, ...] = ()
+    settings_not_held: dict[Setting, str] = {}
 
     def capabilities(self) -> StoreCapabilities:
         limits = StoreLimits(
@@ -76,6 +79,8 @@ class VendorProfile(BaseModel):
             metadata=metadata,
             limits=limits,
             key_rewrites=dict(self.key_rewrites),
+            settings=frozenset(self.settings),
+            settings_not_held=dict(self.settings_not_held),
         )
 
 

@@ -22,6 +22,7 @@ import tracemalloc
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -31,6 +32,7 @@ from failover.capabilities import KEY_SHAPES, Capability, KeyRewrite, key_shapes
 from failover.config import Providers
 from failover.connect import open_store
 from failover.errors import IntegrityError, InvalidRequest, NotFound, NotSupported, ProviderError
+from failover.settings import BucketSettings, Setting, differences
 from failover.storage import ObjectStore
 from failover.types import ByteRange, MetaField, ObjectMeta
 
@@ -394,6 +396,66 @@ class ObjectStoreConformance:
         meta = store.head(bucket, prefix + "obj").meta
         assert meta is not None
         assert dict(meta.user) == {"probe": value, "other": "plain"}
+
+    # -- bucket settings ---------------------------------------------------------------------------
+
+    SETTINGS: ClassVar[BucketSettings] = BucketSettings(
+        public_read=True,
+        policy={
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "List",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:ListBucket",
+                    "Resource": "arn:aws:s3:::{b}",
+                }
+            ],
+        },
+        cors=({"AllowedOrigins": ["https://social.example"], "AllowedMethods": ["GET", "HEAD"], "MaxAgeSeconds": 300},),
+        lifecycle=({"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 7}},),
+        versioning=True,
+        website={"IndexDocument": {"Suffix": "index.html"}, "ErrorDocument": {"Key": "404.html"}},
+        encryption={"SSEAlgorithm": "AES256"},
+        tags={"team": "media", "cost-centre": "42"},
+    )
+
+    @pytest.mark.parametrize("setting", list(Setting), ids=[s.value for s in Setting])
+    def test_declared_bucket_settings_are_held_and_read_back(self, store: ObjectStore, setting: Setting) -> None:
+        if setting not in store.capabilities.settings:
+            pytest.skip(f"declared: {store.name} does not declare bucket setting {setting.value}")
+        declared(store, Capability.CREATE_BUCKET)
+        bucket = f"conf-settings-{uuid.uuid4().hex[:8]}"
+        store.create_bucket(bucket)
+        try:
+            wanted = replace(
+                self.SETTINGS,
+                policy={
+                    **self.SETTINGS.policy,
+                    "Statement": [{**self.SETTINGS.policy["Statement"][0], "Resource": f"arn:aws:s3:::{bucket}"}],
+                },  # type: ignore[index, dict-item]
+            )
+            which = frozenset({setting})
+            # AWS (and LocalStack) encrypt every new bucket with keys they manage: that reads as set.
+            default_on = setting is Setting.ENCRYPTION
+            if not default_on:
+                assert store.bucket_settings(bucket).present() & which == frozenset(), "a new bucket has it unset"
+            store.put_bucket_settings(bucket, wanted, which)
+            assert differences(wanted, store.bucket_settings(bucket), [setting]) == [], "read back as written"
+            if setting is not Setting.VERSIONING and not default_on:  # versioning is never switched off
+                store.put_bucket_settings(bucket, BucketSettings(), which)
+                assert setting not in store.bucket_settings(bucket).present(), "removed again"
+        finally:
+            if Capability.DELETE_BUCKET in store.capabilities:
+                store.put_bucket_settings(bucket, BucketSettings(), which - {Setting.VERSIONING})
+                store.delete_bucket(bucket)
+
+    def test_bucket_settings_of_a_missing_bucket(self, store: ObjectStore) -> None:
+        if not store.capabilities.settings:
+            pytest.skip(f"declared: {store.name} declares no bucket settings")
+        with pytest.raises(NotFound):
+            store.bucket_settings(f"conf-missing-{uuid.uuid4().hex[:8]}")
 
     # -- listing -----------------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""``failover sync --bucket-settings`` on the lab: a bucket's policy, public read, CORS, lifecycle,
+versioning and tags carried from LocalStack to SeaweedFS, Azure (Azurite) and Swift as far as each
+holds them, read back with boto3 and proved by anonymous HTTP reads; what a target cannot hold is
+named; a dry run writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from failover.lab import LabInfo
+
+from tests.helpers import raw_s3, run_cli, unique
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAILOVER_STATE_DIR", str(tmp_path / "state"))
+
+
+def _source_bucket(lab: LabInfo) -> str:
+    """A media bucket on aws with the settings a platform's media bucket has."""
+    bucket = unique("settings")
+    s3 = raw_s3(lab, "aws")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="avatars/a.png", Body=b"\x89PNG avatar", ContentType="image/png")
+    statements = [
+        {
+            "Sid": "Public",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        },
+        {
+            "Sid": "Listing",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+        },
+        {
+            "Sid": "Uploader",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::000000000000:role/uploader"},
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        },
+    ]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    rule = {"AllowedOrigins": ["https://social.example"], "AllowedMethods": ["GET"], "MaxAgeSeconds": 600}
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+    expire = {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 3}}
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [expire]})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "media"}]})
+    return bucket
+
+
+def _outcomes(report: dict[str, Any]) -> dict[str, str]:
+    [bucket] = report["buckets"]
+    return {
+        o["setting"]: o["outcome"]
+        for o in bucket["settings"]
+        if o["setting"] != "policy" or o["outcome"] != "not_carried"
+    }
+
+
+def _endpoint(lab: LabInfo, provider: str) -> str:
+    return str(yaml.safe_load(lab.providers_file.read_text())["providers"][provider]["endpoint"])
+
+
+def test_settings_carried_to_an_s3_compatible_server_and_read_back(lab: LabInfo) -> None:
+    bucket = _source_bucket(lab)
+    target = raw_s3(lab, "onprem")
+    planned = run_cli("--json", "sync", f"aws:{bucket}", f"onprem:{bucket}", "--bucket-settings", "--dry-run")
+    assert planned.code == 0, planned.stderr
+    assert set(_outcomes(planned.json).values()) >= {"planned"}
+    assert bucket not in [b["Name"] for b in target.list_buckets()["Buckets"]], "a dry run writes nothing"
+
+    result = run_cli("--json", "sync", f"aws:{bucket}", f"onprem:{bucket}", "--bucket-settings")
+    assert result.code == 0, result.stdout + result.stderr
+    outcomes = _outcomes(result.json)
+    for setting in ("public_read", "policy", "cors", "lifecycle", "versioning", "tags"):
+        assert outcomes[setting] == "carried", (setting, outcomes)
+    assert outcomes["encryption"] == "not_carried"  # SeaweedFS declares why
+    [row] = result.json["buckets"]
+    dropped = [o["detail"] for o in row["settings"] if o["setting"] == "policy" and o["outcome"] == "not_carried"]
+    assert len(dropped) == 1 and "Uploader" in dropped[0] and "000000000000" in dropped[0]
+    assert result.json["fidelity"]["lossless"] is False
+    assert f"aws:{bucket}: encryption" in " ".join(result.json["fidelity"]["settings_not_carried"])
+
+    # Read back with boto3, independently of failover's adapter.
+    policy = json.loads(target.get_bucket_policy(Bucket=bucket)["Policy"])
+    actions = sorted(str(s["Action"]) for s in policy["Statement"])
+    assert actions == ["s3:GetObject", "s3:ListBucket"], policy
+    assert all(bucket in json.dumps(s["Resource"]) for s in policy["Statement"])
+    assert target.get_bucket_cors(Bucket=bucket)["CORSRules"][0]["AllowedOrigins"] == ["https://social.example"]
+    assert target.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert target.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "media"}]
+    assert target.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"][0]["Expiration"] == {"Days": 3}
+    # Public read means it: an anonymous GET of an object answers.
+    anonymous = httpx.get(f"{_endpoint(lab, 'onprem')}/{bucket}/avatars/a.png", timeout=10, trust_env=False)
+    assert anonymous.status_code == 200 and anonymous.content == b"\x89PNG avatar"
+
+    again = run_cli("--json", "sync", f"aws:{bucket}", f"onprem:{bucket}", "--bucket-settings")
+    assert again.code == 0 and _outcomes(again.json) == outcomes, "a re-run carries the same, harmlessly"
+
+
+@pytest.mark.parametrize("cloud", ["azure", "swift"])
+def test_public_read_translated_for_azure_and_swift_the_rest_named(lab: LabInfo, cloud: str) -> None:
+    bucket = _source_bucket(lab)
+    result = run_cli("--json", "sync", f"aws:{bucket}", f"{cloud}:{bucket}", "--bucket-settings")
+    assert result.code == 0, result.stdout + result.stderr
+    outcomes = _outcomes(result.json)
+    assert outcomes["public_read"] == "translated"
+    for setting in ("cors", "lifecycle", "versioning", "tags"):
+        assert outcomes[setting] == "not_carried", (setting, outcomes)
+    assert outcomes["encryption"] == ("translated" if cloud == "azure" else "not_carried")
+    # Anyone may read the object now, with no credentials at all.
+    if cloud == "azure":
+        account = result_account(lab)
+        url = f"{_endpoint(lab, 'azure')}/{account}/{bucket}/avatars/a.png"
+    else:
+        url = f"{_endpoint(lab, 'swift').removesuffix('/auth')}/v1/AUTH_failover/{bucket}/avatars/a.png"
+    anonymous = httpx.get(url, timeout=10, trust_env=False)
+    assert anonymous.status_code == 200 and anonymous.content == b"\x89PNG avatar", anonymous.text[:300]
+
+
+def result_account(lab: LabInfo) -> str:
+    return lab.servers["azure-blob"].access_key_id
