@@ -47,7 +47,7 @@ reliability: install
 demo: install
 	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo $(BIN)/failover lab down >/dev/null 2>&1 || true
 	@rm -rf $(LAB_ROOT)/demo
-	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo FAILOVER=$(BIN)/failover bash localstack/demo.sh
+	@FAILOVER_LAB_DIR=$(LAB_ROOT)/demo FAILOVER=$(BIN)/failover DEMO_COMPUTE=$(COMPUTE) bash localstack/demo.sh
 
 lab-up: install
 	FAILOVER_LAB_DIR=$(LAB_ROOT)/demo $(BIN)/failover lab up

@@ -22,12 +22,14 @@ step "3/6 seed the platform on AWS: user media, the app's fleet, its DNS zone, s
 
 step "4/6 the plan (dry run: every provider checked, every step planned, nothing changed)"
 # The same variables as the run below: it is the same run, and its report shows this plan as approved.
-"$failover" run playbooks/evacuate-aws.yaml --dry-run --var max_ttl_wait=5
+# DEMO_COMPUTE=hosts (make demo COMPUTE=hosts) rebuilds the fleet on the lab's SSH servers instead.
+compute=(${DEMO_COMPUTE:+--var "compute=$DEMO_COMPUTE"})
+"$failover" run playbooks/evacuate-aws.yaml --dry-run --var max_ttl_wait=5 "${compute[@]}"
 
 step "5/6 evacuate: failover run playbooks/evacuate-aws.yaml"
 # --yes approves the DNS cutover in advance; max_ttl_wait=5: the lab has no resolvers still holding
 # the old answers, so waiting out the old TTL (300 s) would only make the demo slower.
-"$failover" run playbooks/evacuate-aws.yaml --yes --var max_ttl_wait=5 \
+"$failover" run playbooks/evacuate-aws.yaml --yes --var max_ttl_wait=5 "${compute[@]}" \
   --report "$FAILOVER_LAB_DIR/evacuation-report.html"
 
 step "6/6 what users get now: the new DNS answers, the app runs there, its media comes from the new store"

@@ -129,6 +129,22 @@ def _http_ok(url: str, timeout: float = 2.0) -> bytes | None:
         return None
 
 
+def _external(
+    name: str, kind: str, endpoint_env: str, key_env: str, secret_env: str, default: str = ""
+) -> ServerState | None:
+    """An already-running server named by ``endpoint_env`` (credentials from the other two), if any."""
+    endpoint = os.environ.get(endpoint_env)
+    if not endpoint:
+        return None
+    return ServerState(
+        name=name,
+        kind=f"{kind} (external)",
+        endpoint=endpoint.rstrip("/"),
+        access_key_id=os.environ.get(key_env, default),
+        secret_access_key=os.environ.get(secret_env, default),
+    )
+
+
 def _run(argv: list[str], what: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)  # noqa: S603
     if result.returncode != 0:
@@ -348,16 +364,7 @@ class S3Server:
         self.identities = list(identities)
 
     def external(self) -> ServerState | None:
-        endpoint = os.environ.get(ENV_MINIO)
-        if not endpoint:
-            return None
-        return ServerState(
-            name=self.name,
-            kind="minio (external)",
-            endpoint=endpoint.rstrip("/"),
-            access_key_id=os.environ.get(ENV_MINIO_KEY, "minioadmin"),
-            secret_access_key=os.environ.get(ENV_MINIO_SECRET, "minioadmin"),
-        )
+        return _external(self.name, "minio", ENV_MINIO, ENV_MINIO_KEY, ENV_MINIO_SECRET, default="minioadmin")
 
     def choice(self) -> str:
         forced = os.environ.get(ENV_S3_SERVER, "").lower()
@@ -530,16 +537,7 @@ class AzuriteServer:
         self.home = root / "azurite"
 
     def external(self) -> ServerState | None:
-        endpoint = os.environ.get(ENV_AZURITE)
-        if not endpoint:
-            return None
-        return ServerState(
-            name=self.name,
-            kind="azurite (external)",
-            endpoint=endpoint.rstrip("/"),
-            access_key_id=os.environ.get(ENV_AZURITE_ACCOUNT, ""),
-            secret_access_key=os.environ.get(ENV_AZURITE_KEY, ""),
-        )
+        return _external(self.name, "azurite", ENV_AZURITE, ENV_AZURITE_ACCOUNT, ENV_AZURITE_KEY)
 
     def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
         with _Installer(self.root) as installer:
@@ -627,16 +625,7 @@ class SwiftServer:
         self.home = root / "swift"
 
     def external(self) -> ServerState | None:
-        endpoint = os.environ.get(ENV_SWIFT)
-        if not endpoint:
-            return None
-        return ServerState(
-            name=self.name,
-            kind="swift (external)",
-            endpoint=endpoint.rstrip("/"),
-            access_key_id=os.environ.get(ENV_SWIFT_USER, ""),
-            secret_access_key=os.environ.get(ENV_SWIFT_KEY, ""),
-        )
+        return _external(self.name, "swift", ENV_SWIFT, ENV_SWIFT_USER, ENV_SWIFT_KEY)
 
     def start(self, previous: ServerState | None, avoid: set[int]) -> ServerState:
         with _Installer(self.root) as installer:
