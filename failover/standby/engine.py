@@ -402,7 +402,13 @@ class Standby:
     def _listing_pass(self) -> bool:
         started = time.time()
         options = replace(
-            self.options.sync, delete=False, delete_delay=None, keys=None, list_target=False, cross_check=False
+            self.options.sync,
+            delete=False,
+            delete_delay=None,
+            keys=None,
+            list_target=False,
+            cross_check=False,
+            bucket_settings=False,  # carried by the reconciliations only, not every few seconds
         )
         report = self._run_engine(options, "listing")
         if report is None:
@@ -461,6 +467,7 @@ class Standby:
             keys=keys,
             list_target=False,
             cross_check=False,
+            bucket_settings=False,
             on_key=_both(self.options.sync.on_key, on_key),
         )
         report = self._run_engine(options, "feed")
