@@ -84,6 +84,9 @@ class Capability(enum.StrEnum):
     """copy() copies within the store without the bytes passing through this process."""
     TAGS = "tags"
     """Object tags: get_tags(), put_tags() and tags on put()."""
+    OBJECT_ACLS = "object_acls"
+    """Per-object ACLs that let anyone read one object (S3's public-read canned ACL), honoured for
+    anonymous reads: object_public() and make_object_public()."""
     VERIFIED_WRITES = "verified_writes"
     """The store checks every body it receives against a digest sent with it (Content-MD5) and
     refuses a mismatch: a write that succeeded stored exactly the bytes sent. Without it, a copy is

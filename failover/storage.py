@@ -659,6 +659,16 @@ class ObjectStore(abc.ABC):
             raise NotSupported(f"bucket settings {names}", provider=self.name, operation="put_bucket_settings")
         self._call("put_bucket_settings", lambda: self._put_bucket_settings(bucket, settings, which))
 
+    def object_public(self, bucket: str, key: str) -> bool:
+        """True when the object's own ACL lets anyone read it (OBJECT_ACLS)."""
+        self._require(Capability.OBJECT_ACLS, "object_public")
+        return self._call("object_public", lambda: self._object_public(bucket, key))
+
+    def make_object_public(self, bucket: str, key: str) -> None:
+        """Give the object the public-read ACL (OBJECT_ACLS)."""
+        self._require(Capability.OBJECT_ACLS, "make_object_public")
+        self._call("make_object_public", lambda: self._make_object_public(bucket, key))
+
     def get_tags(self, bucket: str, key: str) -> dict[str, str]:
         """The object's tags (TAGS)."""
         self._require(Capability.TAGS, "get_tags")
@@ -837,6 +847,12 @@ class ObjectStore(abc.ABC):
 
     def _copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, meta: ObjectMeta | None) -> None:
         raise NotSupported(Capability.SERVER_SIDE_COPY.value, provider=self.name)
+
+    def _object_public(self, bucket: str, key: str) -> bool:
+        raise NotSupported(Capability.OBJECT_ACLS.value, provider=self.name)
+
+    def _make_object_public(self, bucket: str, key: str) -> None:
+        raise NotSupported(Capability.OBJECT_ACLS.value, provider=self.name)
 
     def _bucket_settings(self, bucket: str) -> BucketSettings:
         """The bucket's settings (only called when the store declares some). NotFound: no bucket."""

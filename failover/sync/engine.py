@@ -52,7 +52,7 @@ from ..errors import (
 )
 from ..liveness import DEFAULT_STALL_TIMEOUT, Liveness
 from ..location import Location, parse_location
-from ..settings import Setting, SettingOutcome, differences, plan_settings
+from ..settings import BucketSettings, Setting, SettingOutcome, differences, plan_settings
 from ..storage import ObjectStore
 from ..types import ObjectInfo
 from .copier import Copier, Outcome, PartRange, Result, UploadedPart
@@ -554,6 +554,66 @@ class SyncEngine:
             self._confirm_copies(pair, bucket, journal, report)
         if options.delete:
             self._delete(pair, bucket, journal, report, clean=report.total("failed") == failures_before)
+        if options.bucket_settings and not self.stop and Capability.OBJECT_ACLS in self.source.capabilities:
+            self._carry_object_acls(pair, bucket, journal, report)
+
+    def _carry_object_acls(self, pair: BucketPair, bucket: BucketReport, journal: Journal, report: SyncReport) -> None:
+        """Objects public-read by their own ACL stay readable by anyone: the same ACL where the
+        target has per-object ACLs (each read back); else the whole bucket made public for reads,
+        but only when every object is public on the source (it would expose the others: named
+        instead). One ACL read per object on the source: asked for with --bucket-settings only."""
+        where = f"{pair.dst_bucket} (object ACLs)"
+        objects = journal.verified_objects(pair.src_bucket, pair.src_prefix)
+        if self.options.dry_run:
+            objects = [(info.key, info.key) for info in self.source.list_objects(pair.src_bucket, pair.src_prefix)]
+        try:
+            flags = self._each(lambda keys: self.source.object_public(pair.src_bucket, keys[0]), objects)
+        except ProviderError as error:
+            report.error(where, f"reading the source's object ACLs failed: {error}")
+            return
+        public = [dst for (_, dst), is_public in zip(objects, flags, strict=True) if is_public]
+        if not public:
+            return
+        count = f"{len(public)} of {len(objects)} object(s) public-read by their own ACL"
+        target = self.target.capabilities
+        if self.options.dry_run:
+            how = "the same ACL" if Capability.OBJECT_ACLS in target else "the bucket made public for reads"
+            bucket.settings.append(SettingOutcome("object_acls", "planned", f"{count}: {how}"))
+            return
+        if Capability.OBJECT_ACLS in target:
+            try:
+                self._each(lambda key: self.target.make_object_public(pair.dst_bucket, key), public)
+                kept = self._each(lambda key: self.target.object_public(pair.dst_bucket, key), public)
+            except ProviderError as error:
+                report.error(where, f"writing object ACLs failed: {error}")
+                return
+            lost = [key for key, ok in zip(public, kept, strict=True) if not ok]
+            if lost:
+                detail = f"{len(lost)} public-read ACL(s) accepted and not read back (first: {lost[0]!r})"
+                bucket.settings.append(SettingOutcome("object_acls", "not_stored", detail))
+                report.error(where, detail)
+            else:
+                bucket.settings.append(SettingOutcome("object_acls", "carried", count))
+        elif Setting.PUBLIC_READ in target.settings and len(public) == len(objects):
+            try:
+                self.target.put_bucket_settings(
+                    pair.dst_bucket, BucketSettings(public_read=True), frozenset({Setting.PUBLIC_READ})
+                )
+                ok = self.target.bucket_settings(pair.dst_bucket).public_read
+            except ProviderError as error:
+                report.error(where, f"making the bucket public failed: {error}")
+                return
+            outcome = "translated" if ok else "not_stored"
+            bucket.settings.append(SettingOutcome("object_acls", outcome, f"{count}: the bucket is readable by anyone"))
+            if not ok:
+                report.error(where, "the bucket's public read was accepted and not read back")
+        else:
+            why = (
+                f"{count}; the target has no per-object ACLs, and making the bucket public would expose the others"
+                if Setting.PUBLIC_READ in target.settings
+                else f"{count}; the target has no per-object ACLs nor public read"
+            )
+            bucket.settings.append(SettingOutcome("object_acls", "not_carried", why))
 
     def _abandon(self, bucket: BucketReport, report: SyncReport) -> None:
         """The run stopped and copies are still waiting on a server that does not answer: end

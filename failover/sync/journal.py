@@ -586,6 +586,19 @@ class Journal:
         )
         return int(row[0])
 
+    def verified_objects(self, src_bucket: str, src_prefix: str = "") -> list[tuple[str, str]]:
+        """(src key, dst key) of every object of ``src_bucket`` under ``src_prefix`` the journal has
+        verified on the target (this run or an earlier one), in key order."""
+        self.flush()
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self._all(
+                "SELECT src_key, dst_key FROM objects WHERE src_bucket = ? AND substr(src_key, 1, ?) = ? "
+                "AND state = 'verified' ORDER BY src_key",
+                (src_bucket, len(src_prefix), src_prefix),
+            )
+        ]
+
     def copied_in_run(self, bucket: str, after: str = "", limit: int = 1000) -> list[tuple[str, str, int]]:
         """(dst key, src key, size) of objects of ``bucket`` this run copied and verified, in key order."""
         self.flush()

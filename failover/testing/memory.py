@@ -64,6 +64,8 @@ class _Object:
     tags: dict[str, str]
     etag: str
     modified: datetime
+    public: bool = False
+    """Its ACL lets anyone read it (OBJECT_ACLS); a new write makes it private, as S3 does."""
 
 
 @dataclass
@@ -410,6 +412,16 @@ class MemoryStore(ObjectStore):
         with self.space.lock:
             obj = self._object(bucket, key)
             self._bucket(bucket)[self._stored(key)] = replace(obj, tags=dict(tags))
+
+    def _object_public(self, bucket: str, key: str) -> bool:
+        self.faults.enter("object_public")
+        return self._object(bucket, key).public
+
+    def _make_object_public(self, bucket: str, key: str) -> None:
+        self.faults.enter("make_object_public")
+        with self.space.lock:
+            obj = self._object(bucket, key)
+            self._bucket(bucket)[self._stored(key)] = replace(obj, public=True)
 
     # -- multipart ---------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ and tagging, instead of the adapter's hot-path wire client). Errors convert in o
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from .signing import Credentials
 __all__ = ["S3Settings"]
 
 converted = converter(KINDS, translator(classify))
+_ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 # Error codes that mean "this setting is not set" when reading it.
 _UNSET = {
@@ -55,9 +57,21 @@ class S3Settings:
         self._credentials = credentials
         self._verify = verify
         self._timeouts = timeouts
+        self._made: tuple[Credentials, Any] | None = None
+        self._lock = threading.Lock()
 
     def _client(self) -> Any:
-        creds = self._credentials()  # read each time: profile credentials rotate
+        """A boto3 client, made again when the credentials change (profile credentials rotate)."""
+        creds = self._credentials()
+        with self._lock:
+            if self._made is not None and self._made[0] == creds:
+                return self._made[1]
+        client = self._new_client(creds)
+        with self._lock:
+            self._made = (creds, client)
+        return client
+
+    def _new_client(self, creds: Credentials) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self._endpoint,
@@ -85,6 +99,18 @@ class S3Settings:
             if error.response.get("Error", {}).get("Code") not in _UNSET.get(setting, ()):
                 raise
             unset[0] = True
+
+    def object_public(self, bucket: str, key: str) -> bool:
+        with converted("object_public", f"{bucket}/{key}"):
+            grants = self._client().get_object_acl(Bucket=bucket, Key=key).get("Grants", [])
+        return any(
+            g.get("Grantee", {}).get("URI") == _ALL_USERS and g.get("Permission") in ("READ", "FULL_CONTROL")
+            for g in grants
+        )
+
+    def make_object_public(self, bucket: str, key: str) -> None:
+        with converted("make_object_public", f"{bucket}/{key}"):
+            self._client().put_object_acl(Bucket=bucket, Key=key, ACL="public-read")
 
     def _remove(self, setting: Setting, delete: Callable[[], Any]) -> None:
         """Remove a setting; one that is not set is removed already (some servers say so as an error)."""

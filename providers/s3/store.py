@@ -252,6 +252,12 @@ class S3Store(ObjectStore):
         except BucketOwnedByYou:
             return
 
+    def _object_public(self, bucket: str, key: str) -> bool:
+        return self._settings.object_public(bucket, key)
+
+    def _make_object_public(self, bucket: str, key: str) -> None:
+        self._settings.make_object_public(bucket, key)
+
     def _bucket_settings(self, bucket: str) -> BucketSettings:
         return self._settings.read(bucket, self.capabilities.settings)
 

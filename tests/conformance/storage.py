@@ -451,6 +451,17 @@ class ObjectStoreConformance:
                 store.put_bucket_settings(bucket, BucketSettings(), which - {Setting.VERSIONING})
                 store.delete_bucket(bucket)
 
+    def test_object_acls_make_one_object_public(self, store: ObjectStore, bucket: str, prefix: str) -> None:
+        declared(store, Capability.OBJECT_ACLS)
+        store.put(bucket, prefix + "public", b"for everyone")
+        store.put(bucket, prefix + "private", b"for us")
+        assert store.object_public(bucket, prefix + "public") is False, "a new object is private"
+        store.make_object_public(bucket, prefix + "public")
+        assert store.object_public(bucket, prefix + "public") is True
+        assert store.object_public(bucket, prefix + "private") is False, "only that one"
+        with pytest.raises(NotFound):
+            store.object_public(bucket, prefix + "missing")
+
     def test_bucket_settings_of_a_missing_bucket(self, store: ObjectStore) -> None:
         if not store.capabilities.settings:
             pytest.skip(f"declared: {store.name} declares no bucket settings")
@@ -678,6 +689,7 @@ class ObjectStoreConformance:
             Capability.KEY_BACKSLASH: lambda: store.put(bucket, prefix + "a\\b", b"x"),
             Capability.KEY_CONTROL_CHARACTERS: lambda: store.put(bucket, prefix + "a\x01b", b"x"),
             Capability.SECOND_LISTING: lambda: store.list_objects_second_way(bucket, prefix),
+            Capability.OBJECT_ACLS: lambda: store.object_public(bucket, prefix + "exists"),
         }
         # Properties of results rather than operations, checked by their own tests.
         behaviour = {Capability.SORTED_LISTING, Capability.VERIFIED_WRITES, Capability.LISTING_START_AFTER}

@@ -133,3 +133,43 @@ def test_public_read_translated_for_azure_and_swift_the_rest_named(lab: LabInfo,
 
 def result_account(lab: LabInfo) -> str:
     return lab.servers["azure-blob"].access_key_id
+
+
+def test_public_objects_keep_their_acl_or_make_the_bucket_public_only_when_all_are(lab: LabInfo) -> None:
+    """Objects public-read by their own ACL: the same ACL on a target with per-object ACLs (a second
+    LocalStack bucket); on SeaweedFS (no honoured object ACLs) the bucket is made public only when
+    every object is public, and a mix is named instead of exposing the private ones."""
+    s3 = raw_s3(lab, "aws")
+    mixed = unique("acl-mixed")
+    s3.create_bucket(Bucket=mixed)
+    s3.put_object(Bucket=mixed, Key="public.png", Body=b"open", ACL="public-read")
+    s3.put_object(Bucket=mixed, Key="private.txt", Body=b"closed")
+
+    same = run_cli("--json", "sync", f"aws:{mixed}", f"aws:{mixed}-copy", "--bucket-settings")
+    assert same.code == 0, same.stdout + same.stderr
+    acl = {o["setting"]: o for o in same.json["buckets"][0]["settings"]}["object_acls"]
+    assert acl["outcome"] == "carried" and acl["detail"].startswith("1 of 2")
+    grants = {
+        key: [g["Grantee"].get("URI") for g in s3.get_object_acl(Bucket=f"{mixed}-copy", Key=key)["Grants"]]
+        for key in ("public.png", "private.txt")
+    }
+    assert "http://acs.amazonaws.com/groups/global/AllUsers" in grants["public.png"]
+    assert "http://acs.amazonaws.com/groups/global/AllUsers" not in grants["private.txt"]
+
+    onprem = run_cli("--json", "sync", f"aws:{mixed}", f"onprem:{mixed}", "--bucket-settings")
+    assert onprem.code == 0, onprem.stdout + onprem.stderr
+    acl = {o["setting"]: o for o in onprem.json["buckets"][0]["settings"]}["object_acls"]
+    assert acl["outcome"] == "not_carried" and "would expose" in acl["detail"]
+    closed = httpx.get(f"{_endpoint(lab, 'onprem')}/{mixed}/private.txt", timeout=10, trust_env=False)
+    assert closed.status_code == 403, "the private object stays private"
+
+    everyone = unique("acl-all")
+    s3.create_bucket(Bucket=everyone)
+    for key in ("a.png", "b.png"):
+        s3.put_object(Bucket=everyone, Key=key, Body=key.encode(), ACL="public-read")
+    opened = run_cli("--json", "sync", f"aws:{everyone}", f"onprem:{everyone}", "--bucket-settings")
+    assert opened.code == 0, opened.stdout + opened.stderr
+    acl = {o["setting"]: o for o in opened.json["buckets"][0]["settings"]}["object_acls"]
+    assert acl["outcome"] == "translated", acl
+    anonymous = httpx.get(f"{_endpoint(lab, 'onprem')}/{everyone}/a.png", timeout=10, trust_env=False)
+    assert anonymous.status_code == 200 and anonymous.content == b"a.png"
