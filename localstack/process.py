@@ -127,6 +127,31 @@ def stop(pid: int, *, timeout: float = 20.0) -> None:
             time.sleep(0.1)
 
 
+def stop_matching(marker: str, *, timeout: float = 10.0) -> list[int]:
+    """Stop every process of ours whose command line mentions ``marker`` (a path under the lab
+    directory): servers that leave the process group they were started in (Swift's servers call
+    setsid()), so stopping the group does not reach them. Returns the pids found."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(int(entry.name))
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        living = [pid for pid in found if alive(pid)]
+        for pid in living:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(alive(pid) for pid in living):
+            time.sleep(0.1)
+    return found
+
+
 def wait_until(check: Callable[[], bool], *, timeout: float, interval: float = 0.25, pid: int | None = None) -> bool:
     """Poll ``check`` until it is true (True), the deadline passes or ``pid`` dies (False)."""
     deadline = time.monotonic() + timeout

@@ -632,6 +632,7 @@ class SwiftServer:
             venv = installer.venv(
                 "swift", sys.executable, ["-r", str(_data_file("requirements-swift.txt"))], "OpenStack Swift"
             )
+        process.stop_matching(str(self.home / "etc"))  # servers of an earlier start that outlived it
         ports = reuse_ports(previous, ["proxy", *_SWIFT_RINGS], avoid)
         key = previous.secret_access_key if previous else secrets.token_urlsafe(24)
         etc, devices, python = self.home / "etc", self.home / "devices", self.home / "python"
@@ -726,6 +727,8 @@ class SwiftServer:
     def stop(self, state: ServerState) -> None:
         if state.pid:
             process.stop(state.pid, timeout=5.0)
+        # Each Swift server calls setsid() when it starts: the process group does not hold them.
+        process.stop_matching(str(self.home / "etc"))
 
 
 _SWIFT_VERSION = re.compile(r"^swift==(\S+)$", re.MULTILINE)

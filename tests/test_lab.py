@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,9 @@ def test_server_data_lives_under_the_lab_directory(lab: LabInfo) -> None:
 
 
 def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second lab that uses the session's LocalStack, PowerDNS, Azurite and Swift as external servers starts only
-    its own S3 server and SSH hosts, and its down stops only those."""
+    """A second lab that uses the session's LocalStack, PowerDNS and Azurite as external servers starts only
+    its own S3 server, Swift and SSH hosts, and its down stops only those (all of Swift's servers,
+    which leave the process group they were started in)."""
     monkeypatch.setenv("FAILOVER_LAB_LOCALSTACK_ENDPOINT", lab.servers["localstack"].endpoint)
     powerdns = lab.servers["onprem-dns"]
     monkeypatch.setenv("FAILOVER_LAB_POWERDNS_API", powerdns.endpoint)
@@ -51,10 +53,6 @@ def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypat
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_ENDPOINT", azurite.endpoint)
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_ACCOUNT", azurite.access_key_id)
     monkeypatch.setenv("FAILOVER_LAB_AZURITE_KEY", azurite.secret_access_key)
-    swift = lab.servers["swift"]
-    monkeypatch.setenv("FAILOVER_LAB_SWIFT_AUTH_URL", swift.endpoint)
-    monkeypatch.setenv("FAILOVER_LAB_SWIFT_USER", swift.access_key_id)
-    monkeypatch.setenv("FAILOVER_LAB_SWIFT_KEY", swift.secret_access_key)
     monkeypatch.setenv("FAILOVER_LAB_CACHE", os.environ.get("FAILOVER_LAB_CACHE") or str(lab.root / "venvs"))
     second = Lab(tmp_path / "second-lab")
     info = second.up()
@@ -72,7 +70,11 @@ def test_down_stops_only_what_up_started(lab: LabInfo, tmp_path: Path, monkeypat
         assert Path(own.log).is_relative_to(tmp_path / "second-lab")
     finally:
         stopped = second.down()
-    assert stopped == ["onprem-s3", "ssh-hosts"]  # its own: the SSH hosts are always the lab's
+    assert stopped == ["onprem-s3", "swift", "ssh-hosts"]  # its own: the SSH hosts are always the lab's
+    swift_servers = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / "second-lab" / "swift" / "etc")], capture_output=True, text=True, check=False
+    )
+    assert swift_servers.stdout == "", "no Swift server outlives lab down"
     assert not process.alive(own.pid)
     status = Lab(lab.root).status()
     assert all(status.health.values()), "the session lab must be untouched"
