@@ -566,8 +566,15 @@ class SyncEngine:
         objects = journal.verified_objects(pair.src_bucket, pair.src_prefix)
         if self.options.dry_run:
             objects = [(info.key, info.key) for info in self.source.list_objects(pair.src_bucket, pair.src_prefix)]
+
+        def public_on_source(keys: tuple[str, str]) -> bool:
+            try:
+                return self.source.object_public(pair.src_bucket, keys[0])
+            except NotFound:
+                return False  # deleted since it was listed: there is nothing to keep public
+
         try:
-            flags = self._each(lambda keys: self.source.object_public(pair.src_bucket, keys[0]), objects)
+            flags = self._each(public_on_source, objects)
         except ProviderError as error:
             report.error(where, f"reading the source's object ACLs failed: {error}")
             return

@@ -587,15 +587,15 @@ class Journal:
         return int(row[0])
 
     def verified_objects(self, src_bucket: str, src_prefix: str = "") -> list[tuple[str, str]]:
-        """(src key, dst key) of every object of ``src_bucket`` under ``src_prefix`` the journal has
-        verified on the target (this run or an earlier one), in key order."""
+        """(src key, dst key) of every object of ``src_bucket`` under ``src_prefix`` that this run's
+        listing showed and the journal has verified on the target (now or earlier), in key order."""
         self.flush()
         return [
             (str(r[0]), str(r[1]))
             for r in self._all(
                 "SELECT src_key, dst_key FROM objects WHERE src_bucket = ? AND substr(src_key, 1, ?) = ? "
-                "AND state = 'verified' ORDER BY src_key",
-                (src_bucket, len(src_prefix), src_prefix),
+                "AND state = 'verified' AND listed_run = ? ORDER BY src_key",
+                (src_bucket, len(src_prefix), src_prefix, self.run_id),
             )
         ]
 

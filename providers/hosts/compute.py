@@ -108,15 +108,18 @@ class HostsCompute(Compute):
             self._clients[host.label] = client
             return client
 
-    def _run(self, host: HostEntry, operation: str, *args: str) -> str:
-        """Run one command of remote.sh on ``host``; its standard output."""
+    def _run(self, host: HostEntry, operation: str, *args: str, stdin: bytes = b"") -> str:
+        """Run one command of remote.sh on ``host`` (``stdin`` sent to it); its standard output."""
         root = host.root or self.options.root
         command = " ".join(shlex.quote(part) for part in ("sh", "-c", _SCRIPT, "failover-hosts", root, *args))
         client = self._client(host)
         with converted(operation, host.label):
-            _, stdout, stderr = client.exec_command(
+            channel_in, stdout, stderr = client.exec_command(
                 command, timeout=self.options.connect_timeout + self.options.stop_timeout + 30
             )
+            if stdin:
+                channel_in.write(stdin)
+            channel_in.channel.shutdown_write()
             output = stdout.read().decode("utf-8", errors="replace")
             errors = stderr.read().decode("utf-8", errors="replace")
             status = stdout.channel.recv_exit_status()
@@ -223,11 +226,12 @@ class HostsCompute(Compute):
             "created": datetime.now(UTC).isoformat(),
         }
         encoded = base64.b64encode(json.dumps(record).encode()).decode()
-        user_data = base64.b64encode(spec.user_data.encode()).decode() if spec.user_data else ""
+        user_data = spec.user_data.encode() if spec.user_data else b""
         for host, instances in placed:
             if instances:
                 continue
-            answer = self._run(host, "create", "claim", instance_id, encoded, user_data).strip()
+            has = "1" if spec.user_data else "0"
+            answer = self._run(host, "create", "claim", instance_id, encoded, has, stdin=user_data).strip()
             if answer == "claimed":
                 self._run(host, "create", "boot", instance_id, spec.name, self._address(host), self.options.shell)
                 return self._get(instance_id)

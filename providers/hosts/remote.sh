@@ -36,7 +36,8 @@ list)
         printf '\n'
     done
     ;;
-claim) # ID INSTANCE_JSON_BASE64 USER_DATA_BASE64
+claim) # ID INSTANCE_JSON_BASE64 HAS_USER_DATA (1/0); the user-data itself on stdin, never in argv,
+       # where any user of the host could read it (ps)
     mkdir -p "$root"
     if ! mkdir "$root/.claim" 2>/dev/null; then
         echo "taken $(cat "$root/.claim/id" 2>/dev/null || true)"
@@ -45,7 +46,7 @@ claim) # ID INSTANCE_JSON_BASE64 USER_DATA_BASE64
     printf '%s' "$1" >"$root/.claim/id"
     mkdir "$root/$1"
     printf '%s' "$2" | base64 -d >"$root/$1/instance.json"
-    if [ -n "$3" ]; then printf '%s' "$3" | base64 -d >"$root/$1/user-data"; fi
+    if [ "$3" = 1 ]; then (umask 077 && cat >"$root/$1/user-data"); else cat >/dev/null; fi
     echo claimed
     ;;
 boot) # ID NAME ADDRESS SHELL
