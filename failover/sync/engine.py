@@ -649,8 +649,8 @@ class SyncEngine:
         except ProviderError as error:
             report.error(where, f"reading the source's settings failed: {error}")
             return
-        holds = self.target.capabilities.settings
         declared = self.target.capabilities
+        holds = declared.settings
         plan = plan_settings(
             found,
             pair.src_bucket,

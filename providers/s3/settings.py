@@ -130,17 +130,17 @@ class S3Settings:
                     found["public_read"] = public
                     found["policy"] = rest
             if Setting.CORS in settings:
-                with self._unset_reads_as_empty(Setting.CORS) as unset:
+                with self._unset_reads_as_empty(Setting.CORS):
                     found["cors"] = tuple(client.get_bucket_cors(Bucket=bucket).get("CORSRules", []))
             if Setting.LIFECYCLE in settings:
-                with self._unset_reads_as_empty(Setting.LIFECYCLE) as unset:
+                with self._unset_reads_as_empty(Setting.LIFECYCLE):
                     found["lifecycle"] = tuple(
                         client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
                     )
             if Setting.VERSIONING in settings:
                 found["versioning"] = client.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
             if Setting.WEBSITE in settings:
-                with self._unset_reads_as_empty(Setting.WEBSITE) as unset:
+                with self._unset_reads_as_empty(Setting.WEBSITE):
                     site = client.get_bucket_website(Bucket=bucket)
                     found["website"] = {
                         k: site[k]
@@ -148,12 +148,12 @@ class S3Settings:
                         if k in site
                     } or None
             if Setting.ENCRYPTION in settings:
-                with self._unset_reads_as_empty(Setting.ENCRYPTION) as unset:
+                with self._unset_reads_as_empty(Setting.ENCRYPTION):
                     rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
                     default = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
                     found["encryption"] = dict(default) if default else None
             if Setting.TAGS in settings:
-                with self._unset_reads_as_empty(Setting.TAGS) as unset:
+                with self._unset_reads_as_empty(Setting.TAGS):
                     found["tags"] = {t["Key"]: t["Value"] for t in client.get_bucket_tagging(Bucket=bucket)["TagSet"]}
         return BucketSettings(**{k: v for k, v in found.items() if v is not None})
 
