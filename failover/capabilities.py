@@ -236,6 +236,9 @@ class StoreCapabilities:
     """Why it does not hold some others, in its own terms (for plans and reports)."""
     settings_implied: Mapping[Setting, str] = field(default_factory=dict)
     """Settings the store always has, so there is nothing to write (Azure encrypts every blob at rest)."""
+    settings_shared: frozenset[Setting] = frozenset()
+    """Held settings the store keeps for more than one bucket (Azure's CORS rules are its storage
+    account's): a bucket's are added to them, and every bucket reads all of them back."""
 
     def __contains__(self, capability: object) -> bool:
         return capability in self.operations
@@ -252,4 +255,5 @@ class StoreCapabilities:
             "max_single_put": self.limits.max_single_put,
             "key_rewrites": {shape.value: rewrite.value for shape, rewrite in sorted(self.key_rewrites.items())},
             "bucket_settings": sorted(s.value for s in self.settings),
+            "bucket_settings_shared": sorted(s.value for s in self.settings_shared),
         }

@@ -11,9 +11,18 @@ from __future__ import annotations
 import base64
 import email.utils
 import re
+import urllib.parse
 from datetime import UTC, datetime
 
-__all__ = ["decode_identifier", "decode_value", "encode_identifier", "encode_value", "http_date"]
+__all__ = [
+    "decode_header_token",
+    "decode_identifier",
+    "decode_value",
+    "encode_header_token",
+    "encode_identifier",
+    "encode_value",
+    "http_date",
+]
 
 _ENCODED_WORD = re.compile(r"=\?utf-8\?([bq])\?([^?]*)\?=", re.IGNORECASE)
 
@@ -86,6 +95,22 @@ def decode_identifier(name: str) -> str:
         out.append(units.decode("utf-16-be", errors="replace"))
     out.append(name[position:])
     return "".join(out)
+
+
+_TOKEN_KEPT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def encode_header_token(name: str) -> str:
+    """A name as part of a header name that survives a server which folds header names' case and,
+    behind WSGI, conflates "-" with "_" (Swift's container metadata): lowercase letters, digits and
+    "-" are kept, every other byte is written ``%HH``. "Cost_Centre" is stored as "%43ost%5F%43entre"."""
+    return "".join(c if c in _TOKEN_KEPT else "".join(f"%{b:02X}" for b in c.encode()) for c in name)
+
+
+def decode_header_token(name: str) -> str:
+    """The name :func:`encode_header_token` was given, from the header name as the server returns
+    it (in any case); a name it did not write reads as its lowercase self."""
+    return urllib.parse.unquote(name.lower(), errors="replace")
 
 
 def http_date(value: str | None) -> datetime | None:

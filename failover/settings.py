@@ -19,10 +19,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "CORS_METHODS",
     "BucketSettings",
+    "HeldSettings",
     "Setting",
     "SettingOutcome",
     "SettingsPlan",
+    "cors_as_one_rule",
+    "cors_rules_merged",
     "differences",
     "plan_settings",
     "split_policy",
@@ -102,6 +106,109 @@ class SettingsPlan:
 
     write: BucketSettings
     outcomes: tuple[SettingOutcome, ...]
+
+
+@dataclass(frozen=True)
+class HeldSettings:
+    """Settings in the form one target holds them: what writing them makes it read back. A target
+    whose terms differ from S3's translates (Swift keeps one origin list for CORS; Azure's CORS
+    rules are its storage account's): ``outcomes`` say what was translated and how
+    (``translated``), and what of a setting it cannot keep (``not_carried``)."""
+
+    settings: BucketSettings
+    outcomes: tuple[SettingOutcome, ...] = ()
+
+
+# -- CORS -------------------------------------------------------------------------------------------
+
+CORS_METHODS = ("DELETE", "GET", "HEAD", "POST", "PUT")
+"""Every method an S3 CORS rule can allow."""
+
+
+def _cors_key(rule: Mapping[str, Any]) -> Any:
+    return _normal(rule)
+
+
+def cors_rule_normal(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """An S3 CORS rule without what no store holds but S3 (its ID), methods upper-case, a zero
+    max age as none, empty lists left out: the form rules are compared and merged in."""
+    out: dict[str, Any] = {}
+    for name in ("AllowedOrigins", "AllowedMethods", "AllowedHeaders", "ExposeHeaders"):
+        values = [str(v) for v in rule.get(name) or []]
+        if name == "AllowedMethods":
+            values = [v.upper() for v in values]
+        if values:
+            out[name] = values
+    if rule.get("MaxAgeSeconds"):
+        out["MaxAgeSeconds"] = int(rule["MaxAgeSeconds"])
+    return out
+
+
+def _exact_origins(rules: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """Origins a store that matches origins exactly (or all of them, "*") can hold, and the others
+    (S3's "https://*.example.com" patterns)."""
+    exact: list[str] = []
+    patterns: list[str] = []
+    for rule in rules:
+        for origin in rule.get("AllowedOrigins") or []:
+            kept = exact if origin == "*" or "*" not in origin else patterns
+            if origin not in kept:
+                kept.append(origin)
+    return exact, patterns
+
+
+def cors_as_one_rule(rules: Sequence[Mapping[str, Any]]) -> tuple[tuple[Mapping[str, Any], ...], list[str]]:
+    """S3 CORS rules as the one rule of a store that keeps one origin list per bucket and allows
+    every method and request header for those origins (Swift): the rule, and each way it differs
+    from the source's rules (for the plan and the report). Origin patterns are not carried: widening
+    them to every origin would let any site in."""
+    if not rules:
+        return (), []
+    normal = [cors_rule_normal(r) for r in rules]
+    origins, patterns = _exact_origins(normal)
+    notes = [f"origin pattern {p} not carried (origins match exactly or all, '*')" for p in patterns]
+    if not origins:
+        return (), notes
+    methods = sorted({m for r in normal for m in r.get("AllowedMethods", [])})
+    expose = sorted({h for r in normal for h in r.get("ExposeHeaders", [])})
+    ages = sorted({r["MaxAgeSeconds"] for r in normal if "MaxAgeSeconds" in r})
+    rule: dict[str, Any] = {"AllowedOrigins": origins, "AllowedMethods": list(CORS_METHODS), "AllowedHeaders": ["*"]}
+    if expose:
+        rule["ExposeHeaders"] = expose
+    if ages:
+        rule["MaxAgeSeconds"] = ages[0]
+    if len(normal) > 1:
+        notes.append(f"{len(normal)} rules merged into one (one origin list per bucket)")
+    if methods != list(CORS_METHODS):
+        notes.append(f"every method allowed for these origins (the source allowed {', '.join(methods)})")
+    if any(r.get("AllowedHeaders") != ["*"] for r in normal):
+        notes.append("every request header allowed")
+    if len(ages) > 1:
+        notes.append(f"max age {ages[0]} s, the shortest of the rules'")
+    return (rule,), notes
+
+
+def cors_rules_merged(
+    existing: Sequence[Mapping[str, Any]], added: Sequence[Mapping[str, Any]]
+) -> tuple[tuple[Mapping[str, Any], ...], int, list[str]]:
+    """``added`` rules joined to rules a store keeps for more than this bucket (Azure's account):
+    rules it has already are not added twice, so a re-run changes nothing. The merged rules, how
+    many are new, and the origin patterns left out (origins match exactly or all)."""
+    merged = [cors_rule_normal(r) for r in existing]
+    seen = {_cors_key(r) for r in merged}
+    new = 0
+    notes: list[str] = []
+    for rule in (cors_rule_normal(r) for r in added):
+        origins, patterns = _exact_origins([rule])
+        notes.extend(f"origin pattern {p} not carried (origins match exactly or all, '*')" for p in patterns)
+        if not origins:
+            continue
+        rule = {**rule, "AllowedOrigins": origins}
+        if _cors_key(rule) not in seen:
+            seen.add(_cors_key(rule))
+            merged.append(rule)
+            new += 1
+    return tuple(merged), new, notes
 
 
 # -- policies ---------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ from .errors import (
 )
 from .liveness import Liveness
 from .retry import Counters, RetryPolicy
-from .settings import BucketSettings, Setting
+from .settings import BucketSettings, HeldSettings, Setting
 from .types import BucketInfo, ByteRange, ObjectInfo, ObjectMeta, PartInfo, UploadInfo
 
 __all__ = [
@@ -659,6 +659,18 @@ class ObjectStore(abc.ABC):
             raise NotSupported(f"bucket settings {names}", provider=self.name, operation="put_bucket_settings")
         self._call("put_bucket_settings", lambda: self._put_bucket_settings(bucket, settings, which))
 
+    def settings_as_held(self, bucket: str, settings: BucketSettings) -> HeldSettings:
+        """``settings`` (declared ones only) in the form this store holds them for ``bucket``: what
+        writing them with :meth:`put_bucket_settings` makes :meth:`bucket_settings` read back, and
+        what the translation changed or cannot keep. A store whose terms are S3's returns them as
+        they are. May read the store (a setting it keeps for more than one bucket is merged with
+        what it has); writes nothing, so a dry run can show it."""
+        undeclared = settings.present() - self.capabilities.settings
+        if undeclared:
+            names = ", ".join(sorted(s.value for s in undeclared))
+            raise NotSupported(f"bucket settings {names}", provider=self.name, operation="settings_as_held")
+        return self._call("settings_as_held", lambda: self._settings_as_held(bucket, settings))
+
     def object_public(self, bucket: str, key: str) -> bool:
         """True when the object's own ACL lets anyone read it (OBJECT_ACLS)."""
         self._require(Capability.OBJECT_ACLS, "object_public")
@@ -861,6 +873,10 @@ class ObjectStore(abc.ABC):
     def _put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
         """Write the settings ``which`` (all declared) as ``settings`` has them, removing unset ones."""
         raise NotSupported("bucket settings", provider=self.name)
+
+    def _settings_as_held(self, bucket: str, settings: BucketSettings) -> HeldSettings:
+        """``settings`` as the store holds them (default: S3's terms, unchanged)."""
+        return HeldSettings(settings)
 
     def _get_tags(self, bucket: str, key: str) -> dict[str, str]:
         raise NotSupported(Capability.TAGS.value, provider=self.name)

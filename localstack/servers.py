@@ -656,8 +656,16 @@ class SwiftServer:
         proxy = etc / "proxy-server.conf"
         proxy.write_text(
             common.format(port=ports["proxy"])
-            + "[pipeline:main]\npipeline = catch_errors cache tempauth proxy-server\n"
+            # Swift's sample order; object versioning (X-Versions-Enabled) needs its switch and symlinks.
+            + "[pipeline:main]\npipeline = catch_errors gatekeeper cache listing_formats tempauth copy"
+            " dlo versioned_writes symlink proxy-server\n"
             "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n"
+            "[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n"
+            "[filter:listing_formats]\nuse = egg:swift#listing_formats\n"
+            "[filter:copy]\nuse = egg:swift#copy\n"
+            "[filter:dlo]\nuse = egg:swift#dlo\n"
+            "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\nallow_object_versioning = true\n"
+            "[filter:symlink]\nuse = egg:swift#symlink\n"
             f"[filter:tempauth]\nuse = egg:swift#tempauth\nuser_{SWIFT_ACCOUNT}_{SWIFT_USER} = {key} .admin\n"
             "[filter:cache]\npaste.filter_factory = failover_lab_swift_cache:filter_factory\n"
             "[filter:catch_errors]\nuse = egg:swift#catch_errors\n"

@@ -660,30 +660,41 @@ class SyncEngine:
             implied=declared.settings_implied,
         )
         bucket.settings.extend(plan.outcomes)
-        which = plan.write.present()
-        translated = "the target's own public read" if Setting.POLICY not in holds else ""
+        try:
+            # In the target's own terms: that is what it will read back, and what the plan shows.
+            held = self.target.settings_as_held(pair.dst_bucket, plan.write)
+        except ProviderError as error:
+            report.error(where, f"reading the target's settings failed: {error}")
+            return
+        translations = {o.setting: o.detail for o in held.outcomes if o.outcome == "translated"}
+        bucket.settings.extend(o for o in held.outcomes if o.outcome != "translated")
+        if Setting.POLICY not in holds and plan.write.public_read:
+            translations.setdefault(Setting.PUBLIC_READ.value, "as the target's own public read")
+        which = held.settings.present() & plan.write.present()
         if self.options.dry_run:
             bucket.settings.extend(
-                SettingOutcome(s.value, "planned", _setting_detail(s, translated)) for s in _ordered(which)
+                SettingOutcome(s.value, "planned", translations.get(s.value) or _setting_detail(s))
+                for s in _ordered(which)
             )
             return
         if not which:
             return
         try:
-            self.target.put_bucket_settings(pair.dst_bucket, plan.write, which)
+            self.target.put_bucket_settings(pair.dst_bucket, held.settings, which)
             stored = self.target.bucket_settings(pair.dst_bucket)
         except ProviderError as error:
             report.error(where, f"writing the settings failed: {error}")
             return
-        missing = set(differences(plan.write, stored, _ordered(which)))
+        missing = set(differences(held.settings, stored, _ordered(which)))
         for setting in _ordered(which):
             if setting in missing:
                 detail = "the target accepted it and reads back otherwise: it is not stored"
                 bucket.settings.append(SettingOutcome(setting.value, "not_stored", detail))
                 report.error(where, f"{setting.value}: {detail}")
+            elif setting.value in translations:
+                bucket.settings.append(SettingOutcome(setting.value, "translated", translations[setting.value]))
             else:
-                outcome = "translated" if setting is Setting.PUBLIC_READ and translated else "carried"
-                bucket.settings.append(SettingOutcome(setting.value, outcome, _setting_detail(setting, translated)))
+                bucket.settings.append(SettingOutcome(setting.value, "carried", _setting_detail(setting)))
 
     def _ensure_bucket(self, name: str) -> bool:
         if self.target.bucket_exists(name):
@@ -1476,9 +1487,7 @@ def _ordered(settings: frozenset[Setting]) -> list[Setting]:
     return [s for s in Setting if s in settings]
 
 
-def _setting_detail(setting: Setting, translated: str) -> str:
-    if setting is Setting.PUBLIC_READ and translated:
-        return f"as {translated}"
+def _setting_detail(setting: Setting) -> str:
     if setting is Setting.POLICY:
         return "resource ARNs rewritten for the target bucket"
     return ""

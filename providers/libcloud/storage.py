@@ -11,7 +11,8 @@ import copy
 import functools
 import hashlib
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from importlib import resources
 from typing import Any, Literal
 
@@ -24,7 +25,7 @@ from failover.capabilities import Capability, KeyRewrite, StoreCapabilities, Sto
 from failover.config import ServiceSpec
 from failover.errors import IntegrityError, InvalidRequest, NotFound
 from failover.headermeta import decode_identifier, decode_value, encode_identifier, encode_value, http_date
-from failover.settings import BucketSettings, Setting
+from failover.settings import BucketSettings, HeldSettings, Setting, SettingOutcome
 from failover.storage import ObjectStore, RawBody, Readable
 from failover.types import BucketInfo, ByteRange, MetaField, ObjectInfo, ObjectMeta
 from failover.yamlio import load_yaml
@@ -32,38 +33,11 @@ from failover.yamlio import load_yaml
 from .drivers import ThreadDrivers, connection_kwargs, profile_for
 from .errors import converted
 from .options import LibcloudStorageOptions
+from .settings import SettingDialect, SettingRequest
 
 __all__ = ["LibcloudStore"]
 
 _CHUNK = 1024 * 1024
-
-
-class SettingRequest(BaseModel):
-    """One request through the driver's own (signed) connection: ``path`` with {bucket} in it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    method: Literal["GET", "HEAD", "PUT", "POST"]
-    path: str = "/{bucket}"
-    params: dict[str, str] = {}
-    headers: dict[str, str] = {}
-
-
-class SettingRead(SettingRequest):
-    header: str
-    """The reply header that holds the setting."""
-    equals: str | None = None
-    contains: str | None = None
-
-
-class SettingDialect(BaseModel):
-    """How a driver's service holds one setting (only public_read so far), as requests."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    write: SettingRequest
-    clear: SettingRequest
-    read: SettingRead
 
 
 class DriverProfile(BaseModel):
@@ -78,7 +52,7 @@ class DriverProfile(BaseModel):
     download_name_unquoted: bool = False
     metadata_names: Literal["any", "identifier"] = "any"
     key_rewrites: dict[Capability, KeyRewrite] = {}
-    settings: dict[Literal[Setting.PUBLIC_READ], SettingDialect] = {}
+    settings: dict[Setting, SettingDialect] = {}
     settings_not_held: dict[Setting, str] = {}
     settings_implied: dict[Setting, str] = {}
     description: str = ""
@@ -259,6 +233,7 @@ class LibcloudStore(ObjectStore):
             settings=frozenset(profile.settings),
             settings_not_held=dict(profile.settings_not_held),
             settings_implied=dict(profile.settings_implied),
+            settings_shared=frozenset(s for s, dialect in profile.settings.items() if dialect.shared),
         )
 
     @classmethod
@@ -396,35 +371,52 @@ class LibcloudStore(ObjectStore):
 
     # -- bucket settings (as data: drivers.yaml) ----------------------------------------------------
 
-    def _setting_request(self, bucket: str, request: SettingRequest, operation: str) -> Any:
+    def _setting_request(
+        self,
+        bucket: str,
+        request: SettingRequest,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: str | None = None,
+    ) -> Any:
         """One request on the driver's connection (libcloud signs it); its response."""
         connection: Any = self._driver.connection
-        with converted(operation, bucket):
+        sent = {**request.headers, **(headers or {})}
+        if body is not None:
+            sent["Content-Length"] = str(len(body.encode()))  # signed (Azure's Shared Key): set it first
+        with converted("bucket_settings" if request.method in ("GET", "HEAD") else "put_bucket_settings", bucket):
             return connection.request(
                 request.path.format(bucket=urllib.parse.quote(bucket, safe="")),
                 params=dict(request.params),
-                headers=dict(request.headers),
+                headers=sent,
+                data=body,
                 method=request.method,
             )
 
     def _bucket_settings(self, bucket: str) -> BucketSettings:
         if not self._bucket_exists(bucket):
             raise NotFound("no such bucket", target=bucket)
-        found: dict[str, Any] = {}
-        for setting, dialect in self.profile.settings.items():
-            response = self._setting_request(bucket, dialect.read, "bucket_settings")
-            value = {k.lower(): v for k, v in response.headers.items()}.get(dialect.read.header.lower(), "")
-            held = (dialect.read.equals is None or value == dialect.read.equals) and (
-                dialect.read.contains is None or dialect.read.contains in value.split(",")
-            )
-            found[setting.value] = bool(value) and held
+        found: dict[str, Any] = {
+            s.value: dialect.read(self._setting_request, bucket) for s, dialect in self.profile.settings.items()
+        }
         return BucketSettings(**found)
 
     def _put_bucket_settings(self, bucket: str, settings: BucketSettings, which: frozenset[Setting]) -> None:
         for setting, dialect in self.profile.settings.items():
             if setting in which:
-                on = bool(getattr(settings, setting.value))
-                self._setting_request(bucket, dialect.write if on else dialect.clear, "put_bucket_settings")
+                dialect.write(self._setting_request, bucket, getattr(settings, setting.value))
+
+    def _settings_as_held(self, bucket: str, settings: BucketSettings) -> HeldSettings:
+        held: dict[str, Any] = {}
+        outcomes: list[SettingOutcome] = []
+        for setting, dialect in self.profile.settings.items():
+            if setting in settings.present():
+                value, notes = dialect.as_held(
+                    self._setting_request, bucket, setting.value, getattr(settings, setting.value)
+                )
+                held[setting.value] = value
+                outcomes.extend(notes)
+        return HeldSettings(replace(settings, **held), tuple(outcomes))
 
     def _delete(self, bucket: str, key: str) -> None:
         with converted("delete", f"{bucket}/{key}"):

@@ -6,6 +6,7 @@ named; a dry run writes nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from failover.lab import LabInfo
 
-from tests.helpers import raw_s3, run_cli, unique
+from tests.helpers import azure_blobs, raw_s3, run_cli, swift_connection, unique
 
 
 @pytest.fixture(autouse=True)
@@ -111,24 +112,115 @@ def test_settings_carried_to_an_s3_compatible_server_and_read_back(lab: LabInfo)
     assert again.code == 0 and _outcomes(again.json) == outcomes, "a re-run carries the same, harmlessly"
 
 
-@pytest.mark.parametrize("cloud", ["azure", "swift"])
-def test_public_read_translated_for_azure_and_swift_the_rest_named(lab: LabInfo, cloud: str) -> None:
+@pytest.fixture
+def azure_account_cors(lab: LabInfo) -> Iterator[Any]:
+    """The Azure account's own CORS rules, put back after the test (they are the whole account's)."""
+    service = azure_blobs(lab)
+    before = service.get_service_properties()["cors"]
+    yield service
+    service.set_service_properties(cors=before)
+
+
+def _anonymous_url(lab: LabInfo, cloud: str, bucket: str) -> str:
+    if cloud == "azure":
+        return f"{_endpoint(lab, 'azure')}/{result_account(lab)}/{bucket}/avatars/a.png"
+    return f"{_endpoint(lab, 'swift').removesuffix('/auth')}/v1/AUTH_failover/{bucket}/avatars/a.png"
+
+
+def test_settings_translated_for_swift_as_container_metadata(lab: LabInfo) -> None:
     bucket = _source_bucket(lab)
-    result = run_cli("--json", "sync", f"aws:{bucket}", f"{cloud}:{bucket}", "--bucket-settings")
+    planned = run_cli("--json", "sync", f"aws:{bucket}", f"swift:{bucket}", "--bucket-settings", "--dry-run")
+    assert planned.code == 0, planned.stdout + planned.stderr
+    [row] = planned.json["buckets"]
+    plan = {o["setting"]: o for o in row["settings"] if o["outcome"] == "planned"}
+    assert "one origin list" in plan["cors"]["detail"] and "every method" in plan["cors"]["detail"], plan
+
+    result = run_cli("--json", "sync", f"aws:{bucket}", f"swift:{bucket}", "--bucket-settings")
     assert result.code == 0, result.stdout + result.stderr
     outcomes = _outcomes(result.json)
-    assert outcomes["public_read"] == "translated"
-    for setting in ("cors", "lifecycle", "versioning", "tags"):
-        assert outcomes[setting] == "not_carried", (setting, outcomes)
-    assert outcomes["encryption"] == ("translated" if cloud == "azure" else "not_carried")
-    # Anyone may read the object now, with no credentials at all.
-    if cloud == "azure":
-        account = result_account(lab)
-        url = f"{_endpoint(lab, 'azure')}/{account}/{bucket}/avatars/a.png"
-    else:
-        url = f"{_endpoint(lab, 'swift').removesuffix('/auth')}/v1/AUTH_failover/{bucket}/avatars/a.png"
+    assert outcomes["public_read"] == "translated" and outcomes["cors"] == "translated", outcomes
+    assert outcomes["versioning"] == "carried" and outcomes["tags"] == "carried", outcomes
+    assert outcomes["lifecycle"] == "not_carried" and outcomes["encryption"] == "not_carried", outcomes
+
+    # Read back with OpenStack's own client, and asked of the proxy as a browser would.
+    headers = swift_connection(lab).head_container(bucket)
+    assert headers["x-container-meta-access-control-allow-origin"] == "https://social.example"
+    assert headers["x-container-meta-access-control-max-age"] == "600"
+    assert headers["x-container-meta-team"] == "media"
+    assert headers["x-versions-enabled"] == "True"
+    url = _anonymous_url(lab, "swift", bucket)
+    preflight = httpx.options(
+        url,
+        headers={"Origin": "https://social.example", "Access-Control-Request-Method": "GET"},
+        timeout=10,
+        trust_env=False,
+    )
+    assert preflight.status_code == 200, preflight.text[:300]
+    assert preflight.headers["access-control-allow-origin"] == "https://social.example"
+    other = httpx.options(
+        url, headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}, trust_env=False
+    )
+    assert other.status_code == 401, "an origin the source did not allow is refused"
     anonymous = httpx.get(url, timeout=10, trust_env=False)
     assert anonymous.status_code == 200 and anonymous.content == b"\x89PNG avatar", anonymous.text[:300]
+
+    # And back: Swift's one rule is S3's to hold as it is.
+    back = unique("settings-back")
+    returned = run_cli("--json", "sync", f"swift:{bucket}", f"aws:{back}", "--bucket-settings")
+    assert returned.code == 0, returned.stdout + returned.stderr
+    s3 = raw_s3(lab, "aws")
+    [rule] = s3.get_bucket_cors(Bucket=back)["CORSRules"]
+    assert rule["AllowedOrigins"] == ["https://social.example"] and rule["MaxAgeSeconds"] == 600
+    assert s3.get_bucket_tagging(Bucket=back)["TagSet"] == [{"Key": "team", "Value": "media"}]
+    assert s3.get_bucket_versioning(Bucket=back)["Status"] == "Enabled"
+
+
+def test_cors_added_to_the_azure_accounts_rules_and_public_read_translated(
+    lab: LabInfo, azure_account_cors: Any
+) -> None:
+    from azure.storage.blob import CorsRule
+
+    theirs = CorsRule(["https://admin.example"], ["PUT"], max_age_in_seconds=60)
+    azure_account_cors.set_service_properties(cors=[theirs])
+    bucket = _source_bucket(lab)
+    result = run_cli("--json", "sync", f"aws:{bucket}", f"azure:{bucket}", "--bucket-settings")
+    assert result.code == 0, result.stdout + result.stderr
+    outcomes = _outcomes(result.json)
+    assert outcomes["public_read"] == "translated" and outcomes["cors"] == "translated", outcomes
+    [row] = result.json["buckets"]
+    [cors] = [o for o in row["settings"] if o["setting"] == "cors"]
+    assert "every container of the account" in cors["detail"] and "1 new, 2 there now" in cors["detail"], cors
+    for setting in ("lifecycle", "versioning", "tags"):
+        assert outcomes[setting] == "not_carried", (setting, outcomes)
+    assert outcomes["encryption"] == "translated"
+
+    # Read back with Microsoft's SDK: the account's own rule is still there, the bucket's is added.
+    rules = azure_account_cors.get_service_properties()["cors"]
+    assert [(r.allowed_origins, r.allowed_methods) for r in rules] == [
+        ("https://admin.example", "PUT"),
+        ("https://social.example", "GET"),
+    ]
+    assert rules[1].max_age_in_seconds == 600
+    again = run_cli("--json", "sync", f"aws:{bucket}", f"azure:{bucket}", "--bucket-settings")
+    assert again.code == 0, again.stdout + again.stderr
+    assert len(azure_account_cors.get_service_properties()["cors"]) == 2, "a re-run adds no rule twice"
+    anonymous = httpx.get(_anonymous_url(lab, "azure", bucket), timeout=10, trust_env=False)
+    assert anonymous.status_code == 200 and anonymous.content == b"\x89PNG avatar", anonymous.text[:300]
+
+
+def test_cors_not_carried_when_the_azure_account_is_full(lab: LabInfo, azure_account_cors: Any) -> None:
+    from azure.storage.blob import CorsRule
+
+    full = [CorsRule([f"https://site{i}.example"], ["GET"]) for i in range(5)]
+    azure_account_cors.set_service_properties(cors=full)
+    bucket = _source_bucket(lab)
+    result = run_cli("--json", "sync", f"aws:{bucket}", f"azure:{bucket}", "--bucket-settings")
+    assert result.code == 0, result.stdout + result.stderr
+    [row] = result.json["buckets"]
+    [cors] = [o for o in row["settings"] if o["setting"] == "cors"]
+    assert cors["outcome"] == "not_carried" and "at most 5" in cors["detail"], cors
+    assert "cors" in " ".join(result.json["fidelity"]["settings_not_carried"])
+    assert len(azure_account_cors.get_service_properties()["cors"]) == 5, "the account's rules are untouched"
 
 
 def result_account(lab: LabInfo) -> str:

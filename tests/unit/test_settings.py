@@ -94,3 +94,47 @@ def test_read_back_comparison_ignores_order_and_empty_defaults() -> None:
     assert differences(wanted, found, [Setting.CORS, Setting.TAGS]) == []
     assert differences(wanted, BucketSettings(), [Setting.CORS, Setting.TAGS]) == [Setting.CORS, Setting.TAGS]
     assert BucketSettings(versioning=True, tags={"a": "1"}).present() == {Setting.VERSIONING, Setting.TAGS}
+
+
+def test_cors_rules_as_one_origin_list_say_how_they_widen() -> None:
+    from failover.settings import CORS_METHODS, cors_as_one_rule
+
+    rules = [
+        {"ID": "a", "AllowedOrigins": ["https://a.example"], "AllowedMethods": ["GET"], "MaxAgeSeconds": 600},
+        {
+            "AllowedOrigins": ["https://b.example", "https://*.c.example"],
+            "AllowedMethods": ["PUT"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 60,
+        },
+    ]
+    [rule], notes = cors_as_one_rule(rules)
+    assert rule == {
+        "AllowedOrigins": ["https://a.example", "https://b.example"],
+        "AllowedMethods": list(CORS_METHODS),
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": 60,
+    }
+    text = " | ".join(notes)
+    for said in ("https://*.c.example not carried", "2 rules merged", "the source allowed GET, PUT", "header", "60 s"):
+        assert said in text, (said, notes)
+    # Only a pattern: nothing the target can hold, and no widening to every origin.
+    assert cors_as_one_rule([{"AllowedOrigins": ["https://*.x.example"], "AllowedMethods": ["GET"]}])[0] == ()
+    assert cors_as_one_rule([]) == ((), [])
+
+
+def test_cors_rules_merged_into_shared_ones_are_added_once() -> None:
+    from failover.settings import cors_rules_merged
+
+    theirs = [{"AllowedOrigins": ["https://admin.example"], "AllowedMethods": ["put"], "MaxAgeSeconds": 0}]
+    ours = [{"ID": "x", "AllowedOrigins": ["https://social.example"], "AllowedMethods": ["GET"]}]
+    merged, new, notes = cors_rules_merged(theirs, ours)
+    assert new == 1 and notes == []
+    assert merged == (
+        {"AllowedOrigins": ["https://admin.example"], "AllowedMethods": ["PUT"]},
+        {"AllowedOrigins": ["https://social.example"], "AllowedMethods": ["GET"]},
+    )
+    again, new_again, _ = cors_rules_merged(merged, ours)
+    assert again == merged and new_again == 0, "a re-run adds nothing"
