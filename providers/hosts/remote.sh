@@ -2,7 +2,7 @@
 #   sh -c "<this script>" failover-hosts ROOT COMMAND ARGS...
 # Each host runs at most one instance, in ROOT/<id>/ (instance.json, user-data, console.log, pgid).
 # ROOT/.claim/ (created with mkdir, which is atomic) says the host is taken, so two runs placing
-# instances at once never put two on one host. The user-data runs in its own session (setsid), its
+# instances at once never put two on one host; a claim a dead create left is taken back after a minute. The user-data runs in its own session (setsid), its
 # output to console.log, stdin from /dev/null: it survives the SSH session; pgid names its group.
 set -eu
 root=$1
@@ -24,6 +24,25 @@ halt() { # DIR TIMEOUT_SECONDS
     kill -KILL "-$group" 2>/dev/null || true
 }
 
+# A claim that names no instance is what a create left when it died between claiming the host and
+# writing the instance (or one being written this second): after a minute it is taken back. Under a
+# second mkdir lock, so that two runs taking back the same claim never both get the host.
+reclaim() {
+    mkdir "$root/.reclaim" 2>/dev/null || return 1
+    taken=$(cat "$root/.claim/id" 2>/dev/null || true)
+    if { [ -z "$taken" ] || [ ! -f "$root/$taken/instance.json" ]; } &&
+        [ -n "$(find "$root/.claim" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
+        rm -rf "$root/.claim"
+        case $taken in *[!0-9a-fh-]*) ;; h-?*) rm -rf "${root:?}/$taken" ;; esac
+        if mkdir "$root/.claim" 2>/dev/null; then
+            rmdir "$root/.reclaim"
+            return 0
+        fi
+    fi
+    rmdir "$root/.reclaim"
+    return 1
+}
+
 case $cmd in
 list)
     [ -d "$root" ] || exit 0
@@ -39,7 +58,7 @@ list)
 claim) # ID INSTANCE_JSON_BASE64 HAS_USER_DATA (1/0); the user-data itself on stdin, never in argv,
        # where any user of the host could read it (ps)
     mkdir -p "$root"
-    if ! mkdir "$root/.claim" 2>/dev/null; then
+    if ! mkdir "$root/.claim" 2>/dev/null && ! reclaim; then
         echo "taken $(cat "$root/.claim/id" 2>/dev/null || true)"
         exit 0
     fi

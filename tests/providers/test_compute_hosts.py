@@ -4,9 +4,12 @@ outlives the SSH session, host keys pinned."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +93,41 @@ def test_a_host_presenting_another_key_is_refused(lab: LabInfo) -> None:
     with pytest.raises(AuthError, match="not the one pinned"):
         compute.list_instances()
     compute.close()
+
+
+def test_a_claim_left_by_a_create_that_died_is_taken_back_after_a_minute(
+    lab: LabInfo, lab_providers: Providers
+) -> None:
+    """A create that dies between claiming a host and writing its instance leaves the claim and no
+    instance: a fresh one still counts as taken (it may be a create in progress), one older than a
+    minute is taken back. The lab's hosts are this machine's own directories, so the test writes
+    the dead claims itself."""
+    document: dict[str, Any] = yaml.safe_load(lab.providers_file.read_text())["providers"]["hosts"]["compute"]
+    roots = [Path(host["root"]) for host in document["options"]["hosts"]]
+    compute = open_compute(lab_providers, "hosts")
+    claims = []
+    try:
+        for root in roots:
+            dead = f"h-{uuid.uuid4().hex[:16]}"
+            (root / ".claim").mkdir(parents=True)
+            (root / ".claim" / "id").write_text(dead)
+            (root / dead).mkdir()  # the instance's directory, never written
+            claims.append((root, dead))
+        with pytest.raises(ProviderError, match="no free host"):
+            compute.create(_spec("after-a-crash"), size="host", image="", client_token=uuid.uuid4().hex)
+        stale_root, stale_id = claims[1]
+        old = time.time() - 120
+        os.utime(stale_root / ".claim", (old, old))
+        instance = compute.create(_spec("after-a-crash"), size="host", image="", client_token=uuid.uuid4().hex)
+        try:
+            assert (stale_root / ".claim" / "id").read_text() == instance.id, "the stale claim's host was taken"
+            assert not (stale_root / stale_id).exists(), "the dead create's directory is gone"
+            assert [i.id for i in compute.list_instances()] == [instance.id]
+        finally:
+            compute.destroy(instance.id)
+    finally:
+        for root, dead in claims:
+            if (root / ".claim" / "id").exists() and (root / ".claim" / "id").read_text() == dead:
+                shutil.rmtree(root / ".claim")
+            shutil.rmtree(root / dead, ignore_errors=True)
+        compute.close()
