@@ -2,11 +2,12 @@
 
 The providers file lists the machines (address, port, user, pinned host key) and a key file. Each
 machine runs at most one instance: creating one claims a free machine (atomically, on the machine
-itself; a claim that a create which died left without an instance is taken back after a minute), writes the user-data there and runs it as its own session that outlives the SSH
-connection; stop ends that session, start runs the user-data again, destroy removes exactly the
-instance's directory and the claim. The host side is one POSIX sh script (remote.sh), so a machine
-needs nothing but sshd, sh and coreutils. Host keys are pinned: a server presenting another key is
-refused, never added.
+itself; a claim that a create which died left without an instance is taken back after a minute),
+writes the user-data there and runs it as its own session that outlives the SSH connection; stop
+ends that session, start runs the user-data again, destroy removes exactly the instance's directory
+and the claim. The host side is one POSIX sh script (remote.sh), so a machine needs nothing but
+sshd, sh and coreutils. Host keys are pinned: a server presenting another key is refused, never
+added.
 """
 
 from __future__ import annotations
