@@ -125,10 +125,6 @@ CORS_METHODS = ("DELETE", "GET", "HEAD", "POST", "PUT")
 """Every method an S3 CORS rule can allow."""
 
 
-def _cors_key(rule: Mapping[str, Any]) -> Any:
-    return _normal(rule)
-
-
 def cors_rule_normal(rule: Mapping[str, Any]) -> dict[str, Any]:
     """An S3 CORS rule without what no store holds but S3 (its ID), methods upper-case, a zero
     max age as none, empty lists left out: the form rules are compared and merged in."""
@@ -195,7 +191,7 @@ def cors_rules_merged(
     rules it has already are not added twice, so a re-run changes nothing. The merged rules, how
     many are new, and the origin patterns left out (origins match exactly or all)."""
     merged = [cors_rule_normal(r) for r in existing]
-    seen = {_cors_key(r) for r in merged}
+    seen = {_normal(r) for r in merged}
     new = 0
     notes: list[str] = []
     for rule in (cors_rule_normal(r) for r in added):
@@ -204,8 +200,8 @@ def cors_rules_merged(
         if not origins:
             continue
         rule = {**rule, "AllowedOrigins": origins}
-        if _cors_key(rule) not in seen:
-            seen.add(_cors_key(rule))
+        if _normal(rule) not in seen:
+            seen.add(_normal(rule))
             merged.append(rule)
             new += 1
     return tuple(merged), new, notes

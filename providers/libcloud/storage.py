@@ -396,8 +396,19 @@ class LibcloudStore(ObjectStore):
     def _bucket_settings(self, bucket: str) -> BucketSettings:
         if not self._bucket_exists(bucket):
             raise NotFound("no such bucket", target=bucket)
+        replies: dict[str, Any] = {}
+
+        def read_once(
+            bucket: str, request: SettingRequest, *, headers: Mapping[str, str] | None = None, body: str | None = None
+        ) -> Any:
+            # Several settings live in one reply (Swift's container HEAD): ask for it once.
+            key = request.model_dump_json()
+            if key not in replies:
+                replies[key] = self._setting_request(bucket, request, headers=headers, body=body)
+            return replies[key]
+
         found: dict[str, Any] = {
-            s.value: dialect.read(self._setting_request, bucket) for s, dialect in self.profile.settings.items()
+            s.value: dialect.read(read_once, bucket) for s, dialect in self.profile.settings.items()
         }
         return BucketSettings(**found)
 
